@@ -1,0 +1,228 @@
+"""The event store's contract, run on each backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from django.db import connections
+
+from tracker.eventstore.canonical import GENESIS_HASH
+from tracker.eventstore.errors import (
+    IdempotencyKeyReused,
+    InvalidCursor,
+    UnstorableValue,
+    VersionConflict,
+)
+from tracker.eventstore.store import (
+    NewEvent,
+    append,
+    decode_cursor,
+    read_all,
+    read_stream,
+    stream_version,
+    verify_stream,
+)
+
+OCCURRED = {"date": "2025-06-01", "precision": "month"}
+SOURCE = {"title": "Drone makers team up", "publisher": "unknown", "url": None}
+
+
+def event(kind: str = "NoteAdded", **data: object) -> NewEvent:
+    return NewEvent(type=kind, data=data or {"text": "x"}, occurred=OCCURRED, source=SOURCE)
+
+
+class StoreContract:
+    alias: str
+
+    def append(self, *args, **kwargs):
+        return append(*args, using=self.alias, **kwargs)
+
+    def test_appends_events_with_consecutive_versions(self):
+        stream = uuid4()
+        first = self.append(stream, [event()], 0)
+        second = self.append(stream, [event(), event()], 1)
+        assert [e.version for e in first.events] == [1]
+        assert [e.version for e in second.events] == [2, 3]
+        assert second.version == 3
+        assert stream_version(stream, using=self.alias) == 3
+        stored = read_stream(stream, using=self.alias)
+        assert [e.version for e in stored] == [1, 2, 3]
+        assert [e.event_id for e in stored] == [
+            e.event_id for e in (*first.events, *second.events)
+        ]
+
+    def test_positions_increase_in_append_order(self):
+        stream = uuid4()
+        appended = self.append(stream, [event(), event(), event()], 0)
+        positions = [e.position for e in appended.events]
+        assert positions == sorted(positions)
+        assert len(set(positions)) == 3
+
+    def test_refuses_stale_expected_version_with_current_version(self):
+        stream = uuid4()
+        self.append(stream, [event(), event()], 0)
+        with pytest.raises(VersionConflict, match="expected 1, current 2") as caught:
+            self.append(stream, [event()], 1)
+        assert caught.value.current_version == 2
+        assert stream_version(stream, using=self.alias) == 2
+
+    def test_expected_version_zero_means_the_stream_must_not_exist(self):
+        stream = uuid4()
+        self.append(stream, [event()], 0)
+        with pytest.raises(VersionConflict, match="expected 0, current 1"):
+            self.append(stream, [event()], 0)
+
+    def test_refuses_expected_version_of_a_stream_that_does_not_exist(self):
+        with pytest.raises(VersionConflict, match="expected 3, current 0"):
+            self.append(uuid4(), [event()], 3)
+
+    def test_a_refused_batch_stores_none_of_its_events(self):
+        stream = uuid4()
+        self.append(stream, [event()], 0)
+        with pytest.raises(UnstorableValue, match=r"events\[1\].data.amount"):
+            self.append(stream, [event(), event(amount=1.5)], 1)
+        assert stream_version(stream, using=self.alias) == 1
+        assert len(read_stream(stream, using=self.alias)) == 1
+
+    def test_round_trips_unicode_decimals_and_dates_exactly(self):
+        stream = uuid4()
+        data = {
+            "name": "TUSAŞ",
+            "country": "Türkiye",
+            "value": {"amount": "5400000000.00", "currency": "GBP"},
+            "quantity": 20,
+            "signed_on": "2025-06-01",
+            "quote": 'the start of a "deep and meaningful" alliance\n',
+        }
+        self.append(stream, [NewEvent(type="Fact", data=data, occurred=OCCURRED)], 0)
+        (stored,) = read_stream(stream, using=self.alias)
+        assert stored.data == data
+        assert stored.occurred == OCCURRED
+        assert stored.source is None
+
+    def test_records_actor_and_database_time(self):
+        before = datetime.now(UTC).replace(microsecond=0)
+        stream = uuid4()
+        appended = self.append(stream, [event()], 0, actor="alice")
+        (stored,) = read_stream(stream, using=self.alias)
+        assert stored.actor == "alice"
+        assert stored.recorded_at == appended.events[0].recorded_at
+        assert stored.recorded_at.tzinfo is not None
+        # Within a transaction opened by the test itself, the database clock may read earlier.
+        assert abs((stored.recorded_at - before).total_seconds()) < 3600
+
+    def test_idempotency_key_repeat_returns_the_first_events_and_appends_nothing(self):
+        stream = uuid4()
+        first = self.append(stream, [event(), event()], 0, idempotency_key="req-1")
+        again = self.append(stream, [event(), event()], 0, idempotency_key="req-1")
+        assert again.replayed is True
+        assert first.replayed is False
+        assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+        assert [e.hash for e in again.events] == [e.hash for e in first.events]
+        assert stream_version(stream, using=self.alias) == 2
+
+    def test_idempotency_key_repeat_still_answers_after_the_stream_moved_on(self):
+        stream = uuid4()
+        first = self.append(stream, [event()], 0, idempotency_key="req-2")
+        self.append(stream, [event()], 1)
+        again = self.append(stream, [event()], 0, idempotency_key="req-2")
+        assert again.version == 1
+        assert again.events[0].event_id == first.events[0].event_id
+        assert stream_version(stream, using=self.alias) == 2
+
+    def test_idempotency_key_reused_for_another_body_is_refused(self):
+        stream = uuid4()
+        self.append(stream, [event(text="a")], 0, idempotency_key="req-3")
+        with pytest.raises(IdempotencyKeyReused, match="req-3"):
+            self.append(stream, [event(text="b")], 1, idempotency_key="req-3")
+        with pytest.raises(IdempotencyKeyReused):
+            self.append(uuid4(), [event(text="a")], 0, idempotency_key="req-3")
+        assert stream_version(stream, using=self.alias) == 1
+
+    def test_hash_chain_links_each_event_to_the_previous(self):
+        stream = uuid4()
+        self.append(stream, [event(), event()], 0)
+        self.append(stream, [event()], 2)
+        stored = read_stream(stream, using=self.alias)
+        assert stored[0].prev_hash == GENESIS_HASH
+        assert [e.prev_hash for e in stored[1:]] == [e.hash for e in stored[:-1]]
+        result = verify_stream(stream, using=self.alias)
+        assert result.valid is True
+        assert result.events == 3
+        assert result.head == stored[-1].hash
+
+    def test_read_stream_after_version(self):
+        stream = uuid4()
+        self.append(stream, [event(), event(), event()], 0)
+        assert [e.version for e in read_stream(stream, 1, using=self.alias)] == [2, 3]
+        assert read_stream(uuid4(), using=self.alias) == []
+
+    def test_read_all_pages_through_every_event_once(self):
+        streams = [uuid4() for _ in range(3)]
+        expected = []
+        for stream in streams:
+            expected += [e.event_id for e in self.append(stream, [event(), event()], 0).events]
+        seen, cursor = [], None
+        while True:
+            page = read_all(after=cursor, limit=4, using=self.alias)
+            if not page.events:
+                break
+            seen += [e.event_id for e in page.events]
+            cursor = page.next
+        assert [e for e in seen if e in expected] == expected
+        assert read_all(after=cursor, using=self.alias).next == cursor
+
+    def test_read_all_refuses_a_cursor_it_did_not_issue(self):
+        with pytest.raises(InvalidCursor):
+            read_all(after="not-a-cursor!", using=self.alias)
+        with pytest.raises(InvalidCursor):
+            decode_cursor("LTEuNQ")  # "-1.5"
+
+    def test_unstorable_values_are_refused_with_their_path(self):
+        for bad, reason in [
+            ({"x": float("nan")}, "floats"),
+            ({"x": "a\x00b"}, "NUL"),
+            ({"x": "\ud800"}, "Unicode"),
+            ({"x": 2**60}, "too large"),
+        ]:
+            with pytest.raises(UnstorableValue, match=reason):
+                self.append(uuid4(), [NewEvent(type="T", data=bad)], 0)
+
+
+@pytest.mark.django_db(databases=["sqlite"])
+class TestStoreOnSqlite(StoreContract):
+    alias = "sqlite"
+
+    def test_backend_is_sqlite(self):
+        assert connections[self.alias].vendor == "sqlite"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+class TestStoreOnPostgres(StoreContract):
+    alias = "default"
+
+    def test_recorded_at_comes_from_the_database_clock_even_on_a_raw_insert(self):
+        stream = uuid4()
+        self.append(stream, [event()], 0)
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO eventstore_event (stream_id, version, event_id, type, "
+                "schema_version, data, actor, recorded_at, prev_hash, hash) "
+                "VALUES (%s, 2, %s, 'T', 1, '{}', '', '2001-01-01T00:00:00Z', '', '') "
+                "RETURNING recorded_at, now()",
+                [stream, uuid4()],
+            )
+            recorded_at, now = cursor.fetchone()
+        assert recorded_at == now
+
+    @pytest.mark.django_db(transaction=True)
+    def test_read_all_pages_through_every_event_once(self):
+        # The feed shows only finished transactions, so this one must commit its appends.
+        super().test_read_all_pages_through_every_event_once()
+
+    def test_read_all_hides_events_of_transactions_still_running(self):
+        self.append(uuid4(), [event()], 0)
+        assert read_all(using=self.alias).events == ()
