@@ -32,6 +32,7 @@ test: install
 ## Migrate the embedded SQLite database and serve on http://127.0.0.1:8000/.
 demo: install
 	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/python manage.py seed_demo
 	@echo "Serving on http://127.0.0.1:8000/admin/"
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
@@ -40,6 +41,7 @@ bench: install
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	scripts/install-system-packages.sh
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.append
+	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.replay
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -49,9 +49,7 @@ class StoreContract:
         assert stream_version(stream, using=self.alias) == 3
         stored = read_stream(stream, using=self.alias)
         assert [e.version for e in stored] == [1, 2, 3]
-        assert [e.event_id for e in stored] == [
-            e.event_id for e in (*first.events, *second.events)
-        ]
+        assert [e.event_id for e in stored] == [e.event_id for e in (*first.events, *second.events)]
 
     def test_positions_increase_in_append_order(self):
         stream = uuid4()

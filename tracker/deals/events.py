@@ -1,0 +1,608 @@
+"""The event catalogue: one closed, frozen pydantic model per event type, plus upcasters.
+
+Django-free (an import-linter contract keeps it so). Values that JSON cannot carry exactly travel
+as strings: Decimals ("5400000000"), dates ("2025-06-01") and UUIDs. Validation is strict: a
+JSON number where a decimal string belongs is refused rather than rounded, and no type is coerced
+into another in a way that could lose information.
+
+A type that changes shape gets a new `schema_version` and an upcaster from the previous one
+(`register_upcaster`); stored events are never rewritten, they are upcast when read.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date as Date
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import FieldError, InvalidEvent, UnknownEventType
+from .values import COUNTRY_CODES, CURRENCY_CODES
+
+DEAL_KINDS = ("mou", "joint_venture", "contract", "acquisition", "budget", "support", "other")
+STAGES = (
+    "announced",
+    "mou_signed",
+    "negotiating",
+    "agreed",
+    "active",
+    "completed",
+    "terminated",
+)
+CHANGEABLE_STAGES = ("negotiating", "active", "completed", "terminated")
+FINAL_STAGES = ("completed", "terminated")
+PRECISIONS = ("day", "month", "year")
+
+DealKind = Literal["mou", "joint_venture", "contract", "acquisition", "budget", "support", "other"]
+Precision = Literal["day", "month", "year"]
+
+# --- field types -----------------------------------------------------------------------------
+
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,30}(\.[0-9]{1,20})?")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise PydanticCustomError("decimal_finite", "must be a finite number")
+        return value
+    if isinstance(value, bool | int | float):
+        raise PydanticCustomError(
+            "decimal_string",
+            'must be a decimal string such as "5400000000", not a JSON number, so that '
+            "nothing is rounded",
+        )
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            raise PydanticCustomError(
+                "decimal_string", 'must be a decimal string such as "5400000000" or "12.5"'
+            )
+        return Decimal(value)
+    raise PydanticCustomError("decimal_string", 'must be a decimal string such as "5400000000"')
+
+
+def _decimal_text(value: Decimal) -> str:
+    # Fixed-point text, so Decimal("5.4E+9") from Python code is stored as "5400000000".
+    return format(value, "f")
+
+
+def _date(value: Any) -> Date:
+    if isinstance(value, Date) and type(value) is Date:
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return Date.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("date", "is not a date of the calendar") from None
+    raise PydanticCustomError("date", 'must be a date written "YYYY-MM-DD"')
+
+
+def _uuid(value: Any) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("uuid", "must be a UUID string")
+
+
+def _country(value: str) -> str:
+    if value not in COUNTRY_CODES:
+        raise PydanticCustomError(
+            "country", "must be an ISO 3166-1 alpha-2 country code in capitals, such as IT"
+        )
+    return value
+
+
+def _currency(value: str) -> str:
+    if value not in CURRENCY_CODES:
+        raise PydanticCustomError(
+            "currency", "must be an ISO 4217 currency code in capitals, such as EUR"
+        )
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise PydanticCustomError("url", "must be an http or https URL")
+    return value
+
+
+DecimalString = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    PlainSerializer(_decimal_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": f"^{_DECIMAL.pattern}$"}),
+]
+DateString = Annotated[
+    Date, BeforeValidator(_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+Uuid = Annotated[UUID, BeforeValidator(_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
+CountryCode = Annotated[
+    str, AfterValidator(_country), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$"})
+]
+CurrencyCode = Annotated[
+    str, AfterValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"})
+]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10000)]
+Url = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_url)]
+Quantity = Annotated[int, Field(gt=0, le=2**53 - 1)]
+
+
+class Closed(BaseModel):
+    """Frozen, closed to unknown fields, and strict about types."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+# --- value objects ---------------------------------------------------------------------------
+
+
+class Money(Closed):
+    """An exact amount in one ISO 4217 currency; never a float, never converted."""
+
+    amount: DecimalString
+    currency: CurrencyCode
+
+    def to_json(self) -> dict[str, str]:
+        return {"amount": _decimal_text(self.amount), "currency": self.currency}
+
+
+class Occurred(Closed):
+    """When a fact happened, to the precision it is known: a day, a month or a year.
+
+    The date of a month (year) is the first of that month (year), so no day is ever invented:
+    `Occurred(date(2025, 6, 1), "month")` is "some day in June 2025".
+    """
+
+    date: DateString
+    precision: Precision
+
+    def __init__(self, date: Any = None, precision: Any = None, /, **data: Any) -> None:
+        if date is not None:
+            data["date"] = date
+        if precision is not None:
+            data["precision"] = precision
+        super().__init__(**data)
+
+    @model_validator(mode="after")
+    def _first_of_period(self) -> Occurred:
+        if self.precision == "month" and self.date.day != 1:
+            raise ValueError("a month-precision date must be the first of its month")
+        if self.precision == "year" and (self.date.month, self.date.day) != (1, 1):
+            raise ValueError("a year-precision date must be the 1st of January")
+        return self
+
+    @property
+    def start(self) -> Date:
+        return self.date
+
+    @property
+    def end(self) -> Date:
+        """The last day of the period."""
+        return period_end(self.date, self.precision)
+
+    def to_json(self) -> dict[str, str]:
+        return {"date": self.date.isoformat(), "precision": self.precision}
+
+
+def period_end(start: Date, precision: str) -> Date:
+    if precision == "year":
+        return Date(start.year, 12, 31)
+    if precision == "month":
+        return Date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])
+    return start
+
+
+class Source(Closed):
+    """Where a fact was reported. The publisher may be "unknown" but is never empty."""
+
+    title: Text
+    publisher: ShortText = "unknown"
+    url: Url | None = None
+    published_on: DateString | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --- the catalogue ---------------------------------------------------------------------------
+
+
+class EventData(Closed):
+    """The `data` of one event type. Subclasses are registered in EVENT_TYPES by class name."""
+
+    schema_version: ClassVar[int] = 1
+    # Paths of the organisation ids in `data`, checked against the Organisation table by the
+    # services: "buyer", "parties[*]" (each item), "shares[*].organisation".
+    organisation_paths: ClassVar[tuple[str, ...]] = ()
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Rules that span several fields: (path inside data, message)."""
+        return []
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class PartyRef(Closed):
+    organisation: Uuid
+    role: ShortText
+
+
+class DealOpened(EventData):
+    title: ShortText
+    kind: DealKind
+    summary: OptionalText = ""
+    parties: list[PartyRef] = Field(min_length=1)
+    organisation_paths = ("parties[*].organisation",)
+
+    @field_validator("parties")
+    @classmethod
+    def _distinct(cls, parties: list[PartyRef]) -> list[PartyRef]:
+        _refuse_duplicates([p.organisation for p in parties], "an organisation")
+        return parties
+
+
+class PartyAdded(EventData):
+    organisation: Uuid
+    role: ShortText
+    organisation_paths = ("organisation",)
+
+
+class PartyRemoved(EventData):
+    organisation: Uuid
+    reason: Text
+    organisation_paths = ("organisation",)
+
+
+class MouSigned(EventData):
+    parties: list[Uuid] = Field(min_length=2)
+    scope: OptionalText = ""
+    organisation_paths = ("parties[*]",)
+
+    @field_validator("parties")
+    @classmethod
+    def _distinct(cls, parties: list[UUID]) -> list[UUID]:
+        _refuse_duplicates(parties, "a party")
+        return parties
+
+
+class Share(Closed):
+    organisation: Uuid
+    percent: DecimalString
+
+    @field_validator("percent")
+    @classmethod
+    def _in_range(cls, percent: Decimal) -> Decimal:
+        if not Decimal(0) < percent <= Decimal(100):
+            raise ValueError("a share must be more than 0 and at most 100 percent")
+        return percent
+
+
+class JointVentureFormed(EventData):
+    venture: Uuid
+    shares: list[Share] = Field(min_length=1)
+    headquarters_country: CountryCode
+    scope: OptionalText = ""
+    organisation_paths = ("venture", "shares[*].organisation")
+
+    @field_validator("shares")
+    @classmethod
+    def _sum_to_100(cls, shares: list[Share]) -> list[Share]:
+        _refuse_duplicates([s.organisation for s in shares], "a shareholder")
+        total = sum((s.percent for s in shares), Decimal(0))
+        if total != Decimal(100):
+            raise ValueError(f"shares must sum to exactly 100, not {_decimal_text(total)}")
+        return shares
+
+
+class ContractAwarded(EventData):
+    buyer: Uuid
+    supplier: Uuid
+    item: ShortText
+    quantity: Quantity | None = None
+    value: Money
+    organisation_paths = ("buyer", "supplier")
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.value.amount <= 0:
+            return [("value.amount", "the contract value must be more than 0")]
+        return []
+
+
+class Earmark(Closed):
+    purpose: ShortText
+    amount: Money
+
+
+class BudgetAllocated(EventData):
+    authority: Uuid
+    purpose: ShortText
+    amount: Money
+    earmarks: list[Earmark] = Field(default_factory=list)
+    organisation_paths = ("authority",)
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if self.amount.amount <= 0:
+            found.append(("amount.amount", "the allocated amount must be more than 0"))
+        for index, earmark in enumerate(self.earmarks):
+            if earmark.amount.currency != self.amount.currency:
+                found.append(
+                    (
+                        f"earmarks[{index}].amount.currency",
+                        f"earmark in {earmark.amount.currency} but the allocation is in "
+                        f"{self.amount.currency}; currencies are never converted",
+                    )
+                )
+            if earmark.amount.amount <= 0:
+                found.append((f"earmarks[{index}].amount.amount", "must be more than 0"))
+        if not found:
+            earmarked = sum((e.amount.amount for e in self.earmarks), Decimal(0))
+            if earmarked > self.amount.amount:
+                found.append(
+                    (
+                        "earmarks",
+                        f"earmarks sum to {_decimal_text(earmarked)}, more than the allocated "
+                        f"{_decimal_text(self.amount.amount)}",
+                    )
+                )
+        return found
+
+
+class SupportAgreed(EventData):
+    provider: Uuid
+    recipient: Uuid
+    programme: ShortText
+    scope: OptionalText = ""
+    organisation_paths = ("provider", "recipient")
+
+
+class StageChanged(EventData):
+    stage: Literal["negotiating", "active", "completed", "terminated"]
+    reason: Text
+
+
+class QuoteRecorded(EventData):
+    speaker: ShortText
+    speaker_role: OptionalText = ""
+    organisation: Uuid | None = None
+    text: Text
+    organisation_paths = ("organisation",)
+
+
+class NoteAdded(EventData):
+    text: Text
+
+
+class FactRetracted(EventData):
+    event_id: Uuid
+    reason: Text
+
+
+class FactCorrected(EventData):
+    """Replaces the data and/or the `occurred` of an earlier event; the latest correction wins.
+
+    `data` is the whole new data of the corrected event, valid for its type at
+    `data_schema_version` (filled in by the services with the type's current version).
+    """
+
+    event_id: Uuid
+    data: dict[str, Any] | None = None
+    occurred: Occurred | None = None
+    reason: OptionalText = ""
+    data_schema_version: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> FactCorrected:
+        if self.data is None and self.occurred is None:
+            raise ValueError("a correction must give new data, a new occurred, or both")
+        return self
+
+
+def _refuse_duplicates(ids: list[UUID], what: str) -> None:
+    seen: set[UUID] = set()
+    for value in ids:
+        if value in seen:
+            raise ValueError(f"{what} appears twice: {value}")
+        seen.add(value)
+
+
+# --- registry and upcasting ------------------------------------------------------------------
+
+E = TypeVar("E", bound=type[EventData])
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+EVENT_TYPES: dict[str, type[EventData]] = {}
+_UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+META_TYPES = ("FactRetracted", "FactCorrected")
+"""Types that act on other events rather than state a fact about the deal."""
+
+
+def register_event_type(cls: E, *, name: str | None = None) -> E:
+    """Add a type to the catalogue under its class name (usable as a decorator)."""
+    EVENT_TYPES[name or cls.__name__] = cls
+    return cls
+
+
+def unregister_event_type(name: str) -> None:
+    """Remove a type and its upcasters (for test-only types)."""
+    EVENT_TYPES.pop(name, None)
+    for key in [key for key in _UPCASTERS if key[0] == name]:
+        del _UPCASTERS[key]
+
+
+def register_upcaster(type_name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register `fn(data) -> data` that turns `type_name` data of `from_version` into the next.
+
+    `@register_upcaster("JointVentureFormed", 1)` on `upcast_v1_v2(data)`. Upcasters must be
+    pure and must not mutate their argument.
+    """
+
+    def register(fn: Upcaster) -> Upcaster:
+        _UPCASTERS[(type_name, from_version)] = fn
+        return fn
+
+    return register
+
+
+def schema_for(type_name: str) -> type[EventData]:
+    try:
+        return EVENT_TYPES[type_name]
+    except KeyError:
+        raise UnknownEventType(type_name) from None
+
+
+def upcast(type_name: str, schema_version: int, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Bring stored data up to the type's current schema version: (data, latest version)."""
+    latest = schema_for(type_name).schema_version
+    if schema_version == latest:
+        return data, latest
+    if schema_version > latest:
+        raise ValueError(f"{type_name} v{schema_version} is newer than this code (v{latest})")
+    for version in range(schema_version, latest):
+        try:
+            step = _UPCASTERS[(type_name, version)]
+        except KeyError:
+            raise LookupError(f"no upcaster for {type_name} from v{version}") from None
+        data = step(data)
+    return data, latest
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Each type's current schema version and the JSON Schema of its `data`."""
+    return {
+        name: {"schema_version": cls.schema_version, "schema": cls.model_json_schema()}
+        for name, cls in sorted(EVENT_TYPES.items())
+    }
+
+
+# --- parsing with readable errors ------------------------------------------------------------
+
+
+def parse_data(type_name: str, data: Any, *, prefix: str = "data") -> EventData:
+    """Validate `data` for `type_name` (current version). Raises InvalidEvent naming each field."""
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None:
+        raise InvalidEvent.single("type", f"unknown event type {type_name[:100]!r}")
+    model = _validate(cls, data, prefix)
+    problems = model.problems()
+    if problems:
+        raise InvalidEvent([FieldError(_join(prefix, path), message) for path, message in problems])
+    return model
+
+
+def parse_occurred(value: Any, *, prefix: str = "occurred") -> Occurred:
+    if isinstance(value, Occurred):
+        return value
+    return _validate(Occurred, value, prefix)
+
+
+def parse_source(value: Any, *, prefix: str = "source") -> Source:
+    if isinstance(value, Source):
+        return value
+    if value is None:
+        raise InvalidEvent.single(prefix, "every fact must cite its source")
+    return _validate(Source, value, prefix)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(cls: type[M], value: Any, prefix: str) -> M:
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidEvent.single(prefix, "must be a JSON object")
+    try:
+        return cls.model_validate(dict(value))
+    except ValidationError as error:
+        raise InvalidEvent(field_errors(error, prefix)) from None
+
+
+def field_errors(error: ValidationError, prefix: str) -> list[FieldError]:
+    """Translate pydantic's errors into FieldErrors with paths like "data.shares[0].percent"."""
+    found = []
+    for detail in error.errors(include_url=False):
+        path = prefix
+        for part in detail["loc"]:
+            path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
+        message = detail["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        found.append(FieldError(path, message))
+    return found
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    return f"{prefix}.{path}" if path else prefix
+
+
+def organisation_refs(model: EventData) -> Iterator[tuple[str, UUID]]:
+    """Every organisation id in the event's data, with its path inside data."""
+    for spec in model.organisation_paths:
+        yield from _walk(model, spec.split("."), "")
+
+
+def _walk(value: Any, parts: list[str], path: str) -> Iterator[tuple[str, UUID]]:
+    if value is None:
+        return
+    if not parts:
+        yield path, value
+        return
+    head, rest = parts[0], parts[1:]
+    each = head.endswith("[*]")
+    name = head[:-3] if each else head
+    child = getattr(value, name)
+    child_path = _join(path, name)
+    if each:
+        for index, item in enumerate(child):
+            yield from _walk(item, rest, f"{child_path}[{index}]")
+    else:
+        yield from _walk(child, rest, child_path)
+
+
+for _cls in (
+    DealOpened,
+    PartyAdded,
+    PartyRemoved,
+    MouSigned,
+    JointVentureFormed,
+    ContractAwarded,
+    BudgetAllocated,
+    SupportAgreed,
+    StageChanged,
+    QuoteRecorded,
+    NoteAdded,
+    FactRetracted,
+    FactCorrected,
+):
+    register_event_type(_cls)

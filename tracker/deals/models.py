@@ -1,0 +1,70 @@
+"""Reference data of the deal domain: the organisations that events name by id."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from .values import COUNTRY_CODES
+
+
+def validate_country(value: str) -> None:
+    if value not in COUNTRY_CODES:
+        raise ValidationError(
+            "%(value)s is not an ISO 3166-1 alpha-2 country code (two capitals, such as IT).",
+            code="invalid_country",
+            params={"value": value},
+        )
+
+
+class Organisation(models.Model):
+    """A company, government, ministry or joint venture, with its ISO 3166-1 alpha-2 country."""
+
+    class Kind(models.TextChoices):
+        COMPANY = "company", "Company"
+        GOVERNMENT = "government", "Government"
+        MINISTRY = "ministry", "Ministry"
+        JOINT_VENTURE = "joint_venture", "Joint venture"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    short_name = models.CharField(max_length=50, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    country = models.CharField(
+        max_length=2,
+        validators=[validate_country],
+        help_text="ISO 3166-1 alpha-2 code, e.g. GB, IT, TR.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="The organisation that owns or contains this one, if any.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["company", "government", "ministry", "joint_venture"]),
+                name="organisation_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(parent=models.F("id")), name="organisation_not_own_parent"
+            ),
+        ]
+        indexes = [models.Index(fields=["country"], name="organisation_country_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.short_name})" if self.short_name else self.name
+
+    def clean(self) -> None:
+        ancestor = self.parent
+        while ancestor is not None:
+            if ancestor.pk == self.pk:
+                raise ValidationError({"parent": "An organisation cannot be its own ancestor."})
+            ancestor = ancestor.parent

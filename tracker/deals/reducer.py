@@ -1,0 +1,594 @@
+"""The pure reducer: a deal's state folded from its events. No I/O, no clock, no Django.
+
+`apply(deal, event)` is one step; `fold(events, deal)` is a loop over it. Both take the event
+store's `RecordedEvent` or anything with the same attributes (`type`, `schema_version`, `data`,
+`occurred`, `event_id`, `version`, `recorded_at`, and `stream_id` for `DealOpened`), upcast the
+stored data to the current schema and trust it: events were validated against the catalogue when
+they were written and the store never changes them.
+
+The fold is order-sensitive, and the order is DOMAIN.md's: `replay.replay_events` removes
+retracted facts, applies corrections, keeps the facts of the period asked about and folds them by
+(period start, version). Folding raw stream order is therefore only right for streams without
+retractions, corrections or late-reported facts; everything that needs a state calls replay.
+
+A step is lenient by design: the strict rules (a party added once, MoU parties are parties, ...)
+are checked by `rules.check` before an event is written. Replaying a subset of facts (an as-of
+date before a party joined) must still give a state, not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from datetime import date as Date
+from decimal import Decimal
+from typing import Any, Protocol
+from uuid import UUID
+
+from .errors import UnknownEventType
+from .events import FINAL_STAGES, STAGES, Money, Occurred, upcast
+
+
+class EventLike(Protocol):
+    """What the reducer reads from an event: the store's RecordedEvent satisfies it."""
+
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def occurred(self) -> dict[str, Any] | None: ...
+    @property
+    def recorded_at(self) -> datetime: ...
+
+
+# --- the state -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    organisation: UUID
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mou:
+    parties: tuple[UUID, ...]
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One shareholder of a joint venture."""
+
+    organisation: UUID
+    percent: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class JointVenture:
+    venture: UUID
+    shares: tuple[Holding, ...]
+    headquarters_country: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    buyer: UUID
+    supplier: UUID
+    item: str
+    quantity: int | None
+    value: Money
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEarmark:
+    purpose: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    authority: UUID
+    purpose: str
+    amount: Money
+    earmarks: tuple[BudgetEarmark, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    provider: UUID
+    recipient: UUID
+    programme: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    speaker: str
+    speaker_role: str
+    organisation: UUID | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    """A deal's state. Field names are API.md's "A deal's state", so the API renames nothing.
+
+    `retracted` (the ids of retracted events) is internal and not part of the JSON.
+    """
+
+    id: UUID
+    title: str
+    kind: str
+    stage: str
+    summary: str
+    parties: tuple[Party, ...]
+    mou: Mou | None
+    joint_venture: JointVenture | None
+    contracts: tuple[Contract, ...]
+    budgets: tuple[Budget, ...]
+    support: tuple[Support, ...]
+    quotes: tuple[Quote, ...]
+    notes: tuple[Note, ...]
+    uncertain: bool
+    version: int
+    opened_on: Occurred
+    updated_at: datetime
+    retracted: frozenset[UUID] = frozenset()
+
+    def party_ids(self) -> frozenset[UUID]:
+        return frozenset(p.organisation for p in self.parties)
+
+
+STATE_FIELDS = tuple(f.name for f in fields(Deal) if f.name != "retracted")
+# Fields every event moves; the timeline's "changed" leaves them out.
+_BOOKKEEPING = frozenset({"version", "updated_at", "uncertain", "retracted"})
+_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
+
+
+# --- folding ---------------------------------------------------------------------------------
+
+
+class _Draft:
+    """A mutable working copy used inside one fold, so a long fold stays linear in time."""
+
+    __slots__ = (
+        "budgets",
+        "contracts",
+        "id",
+        "joint_venture",
+        "kind",
+        "mou",
+        "notes",
+        "opened_on",
+        "parties",
+        "quotes",
+        "retracted",
+        "stage",
+        "summary",
+        "support",
+        "title",
+        "uncertain",
+        "updated_at",
+        "version",
+    )
+
+    @classmethod
+    def of(cls, deal: Deal) -> _Draft:
+        draft = cls()
+        for name in cls.__slots__:
+            value = getattr(deal, name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, frozenset):
+                value = set(value)
+            setattr(draft, name, value)
+        return draft
+
+    def freeze(self) -> Deal:
+        return Deal(
+            id=self.id,
+            title=self.title,
+            kind=self.kind,
+            stage=self.stage,
+            summary=self.summary,
+            parties=tuple(self.parties),
+            mou=self.mou,
+            joint_venture=self.joint_venture,
+            contracts=tuple(self.contracts),
+            budgets=tuple(self.budgets),
+            support=tuple(self.support),
+            quotes=tuple(self.quotes),
+            notes=tuple(self.notes),
+            uncertain=self.uncertain,
+            version=self.version,
+            opened_on=self.opened_on,
+            updated_at=self.updated_at,
+            retracted=frozenset(self.retracted),
+        )
+
+    def advance(self, stage: str) -> None:
+        """Move forward to `stage` unless already there, further on, or finished."""
+        if self.stage not in FINAL_STAGES and _RANK[stage] > _RANK[self.stage]:
+            self.stage = stage
+
+
+def apply(deal: Deal | None, event: EventLike) -> Deal:
+    """The deal after one more event. `deal` is None only for `DealOpened`."""
+    result = fold((event,), deal)
+    assert result is not None
+    return result
+
+
+def fold(events: Iterable[EventLike], deal: Deal | None = None) -> Deal | None:
+    """Apply `events` in the order given, starting from `deal`. None if nothing opened a deal.
+
+    Raises ValueError for an event other than DealOpened before the deal is open, and
+    UnknownEventType for a type the catalogue does not hold.
+    """
+    draft = _Draft.of(deal) if deal is not None else None
+    for event in events:
+        draft = _step(draft, event)
+    return draft.freeze() if draft is not None else None
+
+
+def _step(draft: _Draft | None, event: EventLike) -> _Draft:
+    kind = event.type
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        raise UnknownEventType(kind)
+    data, _ = upcast(kind, event.schema_version, event.data)
+    if kind == "DealOpened":
+        if draft is not None:
+            raise ValueError(f"event {event.event_id}: DealOpened on a deal already open")
+        draft = _opened(event, data)
+    elif draft is None:
+        raise ValueError(f"event {event.event_id}: {kind} before the deal was opened")
+    else:
+        handler(draft, data, event)
+    if event.version >= draft.version:
+        draft.version = event.version
+        draft.updated_at = event.recorded_at
+    return draft
+
+
+def _opened(event: EventLike, data: dict[str, Any]) -> _Draft:
+    draft = _Draft()
+    draft.id = getattr(event, "stream_id", None)
+    draft.title = data["title"]
+    draft.kind = data["kind"]
+    draft.stage = "announced"
+    draft.summary = data.get("summary", "")
+    draft.parties = [Party(UUID(p["organisation"]), p["role"]) for p in data["parties"]]
+    draft.mou = None
+    draft.joint_venture = None
+    draft.contracts = []
+    draft.budgets = []
+    draft.support = []
+    draft.quotes = []
+    draft.notes = []
+    draft.uncertain = False
+    draft.version = 0
+    draft.opened_on = occurred_value(event.occurred)
+    draft.updated_at = event.recorded_at
+    draft.retracted = set()
+    return draft
+
+
+def _deal_opened(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    raise AssertionError("handled by _step")  # pragma: no cover
+
+
+def _party_added(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    organisation = UUID(data["organisation"])
+    if all(p.organisation != organisation for p in draft.parties):
+        draft.parties.append(Party(organisation, data["role"]))
+
+
+def _party_removed(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    organisation = UUID(data["organisation"])
+    draft.parties = [p for p in draft.parties if p.organisation != organisation]
+
+
+def _mou_signed(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    draft.mou = Mou(tuple(UUID(p) for p in data["parties"]), data.get("scope", ""))
+    draft.advance("mou_signed")
+
+
+def _joint_venture_formed(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    draft.joint_venture = JointVenture(
+        venture=UUID(data["venture"]),
+        shares=tuple(
+            Holding(UUID(s["organisation"]), Decimal(s["percent"])) for s in data["shares"]
+        ),
+        headquarters_country=data["headquarters_country"],
+        scope=data.get("scope", ""),
+    )
+    draft.advance("agreed")
+
+
+def _contract_awarded(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    draft.contracts.append(
+        Contract(
+            buyer=UUID(data["buyer"]),
+            supplier=UUID(data["supplier"]),
+            item=data["item"],
+            quantity=data.get("quantity"),
+            value=money_value(data["value"]),
+        )
+    )
+    draft.advance("agreed")
+
+
+def _budget_allocated(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    draft.budgets.append(
+        Budget(
+            authority=UUID(data["authority"]),
+            purpose=data["purpose"],
+            amount=money_value(data["amount"]),
+            earmarks=tuple(
+                BudgetEarmark(e["purpose"], money_value(e["amount"]))
+                for e in data.get("earmarks", ())
+            ),
+        )
+    )
+    draft.advance("agreed")
+
+
+def _support_agreed(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    draft.support.append(
+        Support(
+            provider=UUID(data["provider"]),
+            recipient=UUID(data["recipient"]),
+            programme=data["programme"],
+            scope=data.get("scope", ""),
+        )
+    )
+    draft.advance("agreed")
+
+
+def _stage_changed(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    draft.stage = data["stage"]
+
+
+def _quote_recorded(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    organisation = data.get("organisation")
+    draft.quotes.append(
+        Quote(
+            speaker=data["speaker"],
+            speaker_role=data.get("speaker_role", ""),
+            organisation=UUID(organisation) if organisation else None,
+            text=data["text"],
+        )
+    )
+
+
+def _note_added(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    draft.notes.append(Note(data["text"]))
+
+
+def _fact_retracted(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    # The retracted fact itself is left out by replay before folding; here only its id is kept.
+    draft.retracted.add(UUID(data["event_id"]))
+
+
+def _fact_corrected(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    # Replay substitutes the corrected data before folding; nothing is left to do here.
+    return
+
+
+Handler = Callable[[_Draft, dict[str, Any], EventLike], None]
+HANDLERS: dict[str, Handler] = {
+    "DealOpened": _deal_opened,
+    "PartyAdded": _party_added,
+    "PartyRemoved": _party_removed,
+    "MouSigned": _mou_signed,
+    "JointVentureFormed": _joint_venture_formed,
+    "ContractAwarded": _contract_awarded,
+    "BudgetAllocated": _budget_allocated,
+    "SupportAgreed": _support_agreed,
+    "StageChanged": _stage_changed,
+    "QuoteRecorded": _quote_recorded,
+    "NoteAdded": _note_added,
+    "FactRetracted": _fact_retracted,
+    "FactCorrected": _fact_corrected,
+}
+"""One handler per event type. A new type registers its handler here beside its schema."""
+
+
+def money_value(data: dict[str, str]) -> Money:
+    # Stored money was validated on write; constructing without re-validation keeps folds fast.
+    return Money.model_construct(amount=Decimal(data["amount"]), currency=data["currency"])
+
+
+def occurred_value(data: dict[str, Any] | None) -> Occurred:
+    if data is None:
+        raise ValueError("an event without `occurred` cannot open a deal")
+    return Occurred.model_construct(
+        date=Date.fromisoformat(data["date"]), precision=data["precision"]
+    )
+
+
+# --- comparing and serialising ---------------------------------------------------------------
+
+
+def changed_fields(before: Deal | None, after: Deal | None) -> list[str]:
+    """Names of the state fields that differ, leaving out version/updated_at/uncertain."""
+    if after is None:
+        return [] if before is None else ["state"]
+    names = [n for n in STATE_FIELDS if n not in _BOOKKEEPING]
+    if before is None:
+        return [n for n in names if getattr(after, n) not in (None, "", ())]
+    return [n for n in names if getattr(before, n) != getattr(after, n)]
+
+
+def deal_to_json(deal: Deal) -> dict[str, Any]:
+    """API.md's JSON of a deal's state: UUIDs and Decimals as strings, money as an object."""
+    return {
+        "id": _id(deal.id),
+        "title": deal.title,
+        "kind": deal.kind,
+        "stage": deal.stage,
+        "summary": deal.summary,
+        "parties": [{"organisation": str(p.organisation), "role": p.role} for p in deal.parties],
+        "mou": (
+            None
+            if deal.mou is None
+            else {"parties": [str(p) for p in deal.mou.parties], "scope": deal.mou.scope}
+        ),
+        "joint_venture": (
+            None
+            if deal.joint_venture is None
+            else {
+                "venture": str(deal.joint_venture.venture),
+                "shares": [
+                    {"organisation": str(h.organisation), "percent": _decimal(h.percent)}
+                    for h in deal.joint_venture.shares
+                ],
+                "headquarters_country": deal.joint_venture.headquarters_country,
+                "scope": deal.joint_venture.scope,
+            }
+        ),
+        "contracts": [
+            {
+                "buyer": str(c.buyer),
+                "supplier": str(c.supplier),
+                "item": c.item,
+                "quantity": c.quantity,
+                "value": _money(c.value),
+            }
+            for c in deal.contracts
+        ],
+        "budgets": [
+            {
+                "authority": str(b.authority),
+                "purpose": b.purpose,
+                "amount": _money(b.amount),
+                "earmarks": [
+                    {"purpose": e.purpose, "amount": _money(e.amount)} for e in b.earmarks
+                ],
+            }
+            for b in deal.budgets
+        ],
+        "support": [
+            {
+                "provider": str(s.provider),
+                "recipient": str(s.recipient),
+                "programme": s.programme,
+                "scope": s.scope,
+            }
+            for s in deal.support
+        ],
+        "quotes": [
+            {
+                "speaker": q.speaker,
+                "speaker_role": q.speaker_role,
+                "organisation": _id(q.organisation),
+                "text": q.text,
+            }
+            for q in deal.quotes
+        ],
+        "notes": [{"text": n.text} for n in deal.notes],
+        "uncertain": deal.uncertain,
+        "version": deal.version,
+        "opened_on": {
+            "date": deal.opened_on.date.isoformat(),
+            "precision": deal.opened_on.precision,
+        },
+        "updated_at": _timestamp(deal.updated_at),
+    }
+
+
+def deal_from_json(value: dict[str, Any]) -> Deal:
+    """The inverse of deal_to_json (for read models that store the JSON)."""
+    jv = value["joint_venture"]
+    mou = value["mou"]
+    return Deal(
+        id=UUID(value["id"]),
+        title=value["title"],
+        kind=value["kind"],
+        stage=value["stage"],
+        summary=value["summary"],
+        parties=tuple(Party(UUID(p["organisation"]), p["role"]) for p in value["parties"]),
+        mou=None if mou is None else Mou(tuple(UUID(p) for p in mou["parties"]), mou["scope"]),
+        joint_venture=(
+            None
+            if jv is None
+            else JointVenture(
+                venture=UUID(jv["venture"]),
+                shares=tuple(
+                    Holding(UUID(s["organisation"]), Decimal(s["percent"])) for s in jv["shares"]
+                ),
+                headquarters_country=jv["headquarters_country"],
+                scope=jv["scope"],
+            )
+        ),
+        contracts=tuple(
+            Contract(
+                UUID(c["buyer"]),
+                UUID(c["supplier"]),
+                c["item"],
+                c["quantity"],
+                money_value(c["value"]),
+            )
+            for c in value["contracts"]
+        ),
+        budgets=tuple(
+            Budget(
+                UUID(b["authority"]),
+                b["purpose"],
+                money_value(b["amount"]),
+                tuple(BudgetEarmark(e["purpose"], money_value(e["amount"])) for e in b["earmarks"]),
+            )
+            for b in value["budgets"]
+        ),
+        support=tuple(
+            Support(UUID(s["provider"]), UUID(s["recipient"]), s["programme"], s["scope"])
+            for s in value["support"]
+        ),
+        quotes=tuple(
+            Quote(
+                q["speaker"],
+                q["speaker_role"],
+                UUID(q["organisation"]) if q["organisation"] else None,
+                q["text"],
+            )
+            for q in value["quotes"]
+        ),
+        notes=tuple(Note(n["text"]) for n in value["notes"]),
+        uncertain=value["uncertain"],
+        version=value["version"],
+        opened_on=occurred_value(value["opened_on"]),
+        updated_at=datetime.fromisoformat(value["updated_at"].replace("Z", "+00:00")),
+    )
+
+
+def _timestamp(moment: datetime) -> str:
+    # The event store's format (RFC 3339, UTC, microseconds), kept here to stay import-free.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _money(money: Money) -> dict[str, str]:
+    return {"amount": _decimal(money.amount), "currency": money.currency}
+
+
+def _decimal(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _id(value: UUID | None) -> str | None:
+    return None if value is None else str(value)

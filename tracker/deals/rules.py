@@ -1,0 +1,111 @@
+"""The rules of DOMAIN.md's event table that depend on the deal's state. Pure, Django-free.
+
+Rules within one event (shares sum to 100, earmarks in the allocation's currency, >= 2 MoU
+parties, ...) live in the catalogue's schemas; whether organisations exist is asked of the
+database by the services. What is left needs the current state, and is checked here by the
+services' dry run before anything is appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from uuid import UUID
+
+from .errors import FieldError, InvalidEvent
+from .events import (
+    FINAL_STAGES,
+    META_TYPES,
+    EventData,
+    FactCorrected,
+    FactRetracted,
+    JointVentureFormed,
+    MouSigned,
+    PartyAdded,
+    PartyRemoved,
+    parse_data,
+)
+from .reducer import Deal, EventLike
+
+ALLOWED_AFTER_FINAL = ("NoteAdded", "FactCorrected", "FactRetracted")
+
+
+def check(
+    deal: Deal | None,
+    event_type: str,
+    data: EventData,
+    *,
+    history: Mapping[UUID, EventLike],
+    prefix: str = "",
+) -> list[FieldError]:
+    """What is wrong with appending this event to a deal now in `deal` (empty: nothing).
+
+    `history` holds the stream's events by id (for retractions and corrections); `prefix` is put
+    before every field name ("events[2]." in a batch).
+    """
+    found: list[FieldError] = []
+
+    def error(field: str, message: str) -> None:
+        found.append(FieldError(prefix + field, message))
+
+    if event_type == "DealOpened":
+        if history:
+            error("type", "DealOpened must be the first event of a deal, and only there")
+        return found
+    if deal is None:
+        error("type", "the deal has no state yet: its first event must be DealOpened")
+        return found
+    if deal.stage in FINAL_STAGES and event_type not in ALLOWED_AFTER_FINAL:
+        error(
+            "type",
+            f"the deal is {deal.stage}: only corrections, retractions and notes may follow",
+        )
+        return found
+    parties = deal.party_ids()
+    if isinstance(data, PartyAdded) and data.organisation in parties:
+        error("data.organisation", "the organisation is already a party to the deal")
+    elif isinstance(data, PartyRemoved) and data.organisation not in parties:
+        error("data.organisation", "the organisation is not a party to the deal")
+    elif isinstance(data, MouSigned):
+        for index, organisation in enumerate(data.parties):
+            if organisation not in parties:
+                error(f"data.parties[{index}]", "every MoU party must be a party to the deal")
+    elif isinstance(data, JointVentureFormed):
+        for index, share in enumerate(data.shares):
+            if share.organisation not in parties:
+                error(
+                    f"data.shares[{index}].organisation",
+                    "every shareholder must be a party to the deal",
+                )
+    elif isinstance(data, FactRetracted | FactCorrected):
+        found.extend(_check_target(deal, event_type, data, history, prefix))
+    return found
+
+
+def _check_target(
+    deal: Deal,
+    event_type: str,
+    data: FactRetracted | FactCorrected,
+    history: Mapping[UUID, EventLike],
+    prefix: str,
+) -> list[FieldError]:
+    field = prefix + "data.event_id"
+    target = history.get(data.event_id)
+    if target is None:
+        return [FieldError(field, "no event with this id in this deal")]
+    if data.event_id in deal.retracted:
+        return [FieldError(field, "that event is already retracted")]
+    if event_type == "FactRetracted":
+        if target.type == "FactRetracted":
+            return [FieldError(field, "a retraction cannot itself be retracted")]
+        if target.type == "DealOpened":
+            return [FieldError(field, "DealOpened cannot be retracted; correct it instead")]
+        return []
+    if target.type in META_TYPES:
+        return [FieldError(field, f"a {target.type} cannot be corrected; retract it instead")]
+    assert isinstance(data, FactCorrected)
+    if data.data is not None:
+        try:
+            parse_data(target.type, data.data, prefix=prefix + "data.data")
+        except InvalidEvent as invalid:
+            return invalid.errors
+    return []
