@@ -1,6 +1,22 @@
+from __future__ import annotations
+
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tracker.api.views import HealthView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("tracker.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("health/", HealthView.as_view(), name="health"),
 ]
+
+# Errors raised outside DRF views (unknown paths, ids that are not UUIDs) under /api/ and
+# /health/ are problem details too; elsewhere Django's own pages.
+handler400 = "tracker.api.problems.handler400"
+handler403 = "tracker.api.problems.handler403"
+handler404 = "tracker.api.problems.handler404"
+handler500 = "tracker.api.problems.handler500"

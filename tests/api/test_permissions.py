@@ -1,0 +1,78 @@
+"""Who may do what (API.md): every endpoint here x every role."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from .conftest import client_for, make_user, write_stream
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROLES = ["anonymous", "none", "reader", "editor", "auditor", "superuser"]
+EXPECTED = {
+    "feed": [401, 403, 200, 200, 200, 200],
+    "verify": [401, 403, 403, 403, 200, 200],
+    "export": [401, 403, 403, 403, 200, 200],
+    "schema": [200, 200, 200, 200, 200, 200],
+    "docs": [200, 200, 200, 200, 200, 200],
+    "health": [200, 200, 200, 200, 200, 200],
+}
+URLS = {
+    "feed": "/api/v1/events/",
+    "verify": "/api/v1/deals/{deal}/verify/",
+    "export": "/api/v1/deals/{deal}/export/",
+    "schema": "/api/schema/",
+    "docs": "/api/docs/",
+    "health": "/health/",
+}
+CODES = {401: "not_authenticated", 403: "permission_denied"}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "role", "status"),
+    [
+        (endpoint, role, status)
+        for endpoint, statuses in EXPECTED.items()
+        for role, status in zip(ROLES, statuses, strict=True)
+    ],
+)
+def test_endpoint_answers_each_role_as_the_contract_says(client_as, endpoint, role, status):
+    deal = write_stream(1)[0].stream_id
+    response = client_as(role).get(URLS[endpoint].format(deal=deal))
+    assert response.status_code == status
+    if status in CODES:
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] == CODES[status]
+    if status == 401:
+        assert response["WWW-Authenticate"] == "Token"
+
+
+def test_the_three_role_groups_exist():
+    names = set(Group.objects.values_list("name", flat=True))
+    assert {"reader", "editor", "auditor"} <= names
+
+
+def test_an_invalid_token_is_401():
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef")
+    response = client.get("/api/v1/events/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_an_inactive_user_is_401():
+    user = make_user("gone", "auditor")
+    client = client_for(user)
+    user.is_active = False
+    user.save()
+    assert client.get("/api/v1/events/").status_code == 401
+
+
+def test_session_login_works_for_an_auditor():
+    make_user("sam", "auditor")
+    deal = write_stream(1)[0].stream_id
+    client = APIClient()
+    assert client.login(username="sam", password="pw-sam") is True
+    assert client.get(f"/api/v1/deals/{deal}/verify/").json()["valid"] is True

@@ -1,0 +1,188 @@
+"""Endpoints that need only the event store: the global feed, verify, export, and health."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tracker.eventstore.store import read_all, verify_stream
+
+from .export import export_lines, stream_head
+from .permissions import CanAudit, CanRead
+from .problems import MalformedRequest
+from .renderers import JSONLinesRenderer
+from .schema import AUTHENTICATED, problem_responses
+from .serializers import (
+    EventSerializer,
+    FeedPageSerializer,
+    FeedQuerySerializer,
+    HealthSerializer,
+    VerificationSerializer,
+)
+
+logger = logging.getLogger(__name__)
+
+FEED_MAX_LIMIT = 1000
+
+
+class EventFeedView(APIView):
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        operation_id="events_feed",
+        summary="Every deal's events in commit order",
+        description=(
+            "Pages through all events in the order their transactions committed. Pass a page's "
+            "`next` back as `after`. Never skips an event that commits later with a smaller "
+            "`position`; a long-running writing transaction delays the feed until it ends. "
+            "`limit` above 1000 is read as 1000."
+        ),
+        parameters=[FeedQuerySerializer],
+        responses={200: FeedPageSerializer, **problem_responses(400, *AUTHENTICATED)},
+    )
+    def get(self, request: Request) -> Response:
+        query = FeedQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            raise MalformedRequest.from_serializer_errors("Invalid query parameters.", query.errors)
+        after = query.validated_data.get("after") or None
+        limit = min(query.validated_data["limit"], FEED_MAX_LIMIT)
+        page = read_all(after=after, limit=limit)
+        return Response(
+            {"results": EventSerializer(page.events, many=True).data, "next": page.next}
+        )
+
+
+class VerifyView(APIView):
+    permission_classes = [CanAudit]
+
+    @extend_schema(
+        operation_id="deals_verify",
+        summary="Recompute a deal's hash chain",
+        description=(
+            "`valid: true` when every event's hash matches its contents and the previous hash; "
+            "otherwise `first_bad_version` and `reason` say where and why it breaks."
+        ),
+        responses={200: VerificationSerializer, **problem_responses(404, *AUTHENTICATED)},
+    )
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        if stream_head(deal_id) is None:
+            raise NotFound(f"No deal {deal_id}.")
+        return Response(VerificationSerializer(verify_stream(deal_id)).data)
+
+
+class ExportView(APIView):
+    permission_classes = [CanAudit]
+    renderer_classes = [JSONRenderer, JSONLinesRenderer]
+
+    @extend_schema(
+        operation_id="deals_export",
+        summary="A deal's whole stream as JSON Lines, verifiable offline",
+        description=(
+            "A header line, then one line per event with every stored field, `prev_hash` and "
+            "`hash`. The format and a standard-library verifier are in docs/export-format.md "
+            "and tools/verify_export.py."
+        ),
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="JSON Lines: header, then events."
+            ),
+            **problem_responses(404, *AUTHENTICATED),
+        },
+    )
+    def get(self, request: Request, deal_id: UUID) -> StreamingHttpResponse:
+        head = stream_head(deal_id)
+        if head is None:
+            raise NotFound(f"No deal {deal_id}.")
+        version, head_hash = head
+        response = StreamingHttpResponse(
+            export_lines(deal_id, version, head_hash), content_type="application/x-ndjson"
+        )
+        response["Content-Disposition"] = f'attachment; filename="deal-{deal_id}.jsonl"'
+        return response
+
+
+class HealthView(APIView):
+    """Liveness for load balancers and operators: no credentials, no rate limit."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+
+    @extend_schema(
+        operation_id="health",
+        summary="Database, broker and projection lag",
+        auth=[],
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        database = _check_database()
+        body = {
+            "status": database,
+            "database": database,
+            "broker": _check_broker(),
+            "projection_lag": _projection_lag() if database == "ok" else None,
+        }
+        return Response(body, status=200 if database == "ok" else 503)
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        logger.warning("Health check: database unavailable", exc_info=True)
+        # Drop the broken connection so the next request connects afresh.
+        connection.close()
+        return "unavailable"
+    return "ok"
+
+
+def _check_broker() -> str:
+    url = settings.CELERY_BROKER_URL
+    if not url:
+        return "embedded"
+    try:
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            import redis
+
+            client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        else:
+            from kombu import Connection
+
+            with Connection(url, connect_timeout=1) as broker:
+                broker.ensure_connection(max_retries=1)
+    except Exception:
+        logger.warning("Health check: broker unavailable", exc_info=True)
+        return "unavailable"
+    return "ok"
+
+
+def _projection_lag() -> int | None:
+    try:
+        from tracker.projections.projector import projection_lag
+    except ImportError:
+        # TODO(projections): import at the top once tracker.projections.projector exists.
+        return None
+    try:
+        return projection_lag()
+    except DatabaseError:
+        logger.warning("Health check: projection lag unavailable", exc_info=True)
+        return None
