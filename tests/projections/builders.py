@@ -1,0 +1,50 @@
+"""Organisations and deals made through the services, as an analyst would make them."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from tracker.deals import services
+from tracker.deals.models import Organisation
+
+SOURCE = {"title": "Test report", "publisher": "unknown", "url": None, "published_on": None}
+OCCURRED = {"date": "2025-03-01", "precision": "month"}
+
+
+def make_organisations() -> list[Organisation]:
+    suffix = uuid4().hex[:6]
+    return [
+        Organisation.objects.create(name=f"Buyer {suffix}", kind="government", country="TR"),
+        Organisation.objects.create(name=f"Supplier {suffix}", kind="company", country="GB"),
+    ]
+
+
+def note(text: str = "a note", occurred: dict | None = None) -> services.ProposedEvent:
+    return services.ProposedEvent(
+        type="NoteAdded", data={"text": text}, occurred=occurred or OCCURRED, source=SOURCE
+    )
+
+
+def deal_with_events(orgs: list[Organisation], *, notes: int = 0) -> tuple[UUID, int]:
+    """Open a contract deal between the two organisations and add `notes` notes."""
+    appended = services.open_deal(
+        title=f"Deal {uuid4().hex[:8]}",
+        kind="contract",
+        summary="",
+        parties=[
+            {"organisation": str(orgs[0].id), "role": "buyer"},
+            {"organisation": str(orgs[1].id), "role": "supplier"},
+        ],
+        occurred={"date": "2025-01-01", "precision": "year"},
+        source=SOURCE,
+        actor="test",
+    )
+    version = appended.version
+    if notes:
+        version = services.record_events(
+            deal_id=appended.stream_id,
+            events=[note(f"note {n}") for n in range(notes)],
+            expected_version=version,
+            actor="test",
+        ).version
+    return appended.stream_id, version
