@@ -150,9 +150,7 @@ def append(
             expected_version=expected_version,
             current_version=stream_version(stream_id, using=using),
         ) from error
-    stored = tuple(
-        _with_position(event, positions[event.version]) for event in recorded
-    )
+    stored = tuple(_with_position(event, positions[event.version]) for event in recorded)
     return Appended(stream_id=stream_id, version=stored[-1].version, events=stored)
 
 
