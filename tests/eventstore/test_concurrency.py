@@ -157,3 +157,23 @@ class TestFeedNeverSkips:
         counts = Counter(seen)
         assert [event_id for event_id, n in counts.items() if n > 1] == []
         assert set(seen) == set(written)
+
+    def test_feed_keeps_numeric_order_when_transaction_ids_gain_a_digit(self):
+        """Transaction ids must sort as numbers: as text, '10000' sorts before '9999'."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()::text")
+            current = int(cursor.fetchone()[0])
+        boundary = 10 ** len(str(current))
+        if boundary - current > 300_000:
+            pytest.skip(f"transaction id {current} is too far from {boundary}")
+        with connection.cursor() as cursor:
+            for _ in range(boundary - current - 4):
+                cursor.execute("SELECT pg_current_xact_id()")
+        stream = uuid4()
+        for version in range(8):
+            append(stream, [note(str(version))], version)
+        seen, cursor_ = [], None
+        while page := read_all(after=cursor_, limit=2).events:
+            seen += [e.data["text"] for e in page if e.stream_id == stream]
+            cursor_ = read_all(after=cursor_, limit=2).next
+        assert seen == [str(n) for n in range(8)]

@@ -87,3 +87,16 @@ def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     """sha256 over the previous hash (hex) followed by the canonical JSON of the event."""
     payload = prev_hash + canonical_json(hashed_body(fields))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def split_at_recorded_at(fields: Mapping[str, Any]) -> tuple[str, str]:
+    """The canonical JSON of the hashed fields, less `recorded_at`, split where its value goes.
+
+    `prefix + format_timestamp(t) + suffix == canonical_json(fields | {"recorded_at": t})`,
+    which lets the database stamp the time and hash the event in the same statement.
+    """
+    before = {name: fields[name] for name in HASHED_FIELDS if name < "recorded_at"}
+    after = {name: fields[name] for name in HASHED_FIELDS if name > "recorded_at"}
+    prefix = canonical_json(before)[:-1] + ',"recorded_at":"'
+    suffix = '",' + canonical_json(after)[1:]
+    return prefix, suffix

@@ -12,15 +12,23 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .canonical import GENESIS_HASH, canonical_json, chain_hash, check_storable, format_timestamp
+from .canonical import (
+    GENESIS_HASH,
+    canonical_json,
+    chain_hash,
+    check_storable,
+    format_timestamp,
+    split_at_recorded_at,
+)
 from .errors import IdempotencyKeyReused, InvalidCursor, VersionConflict
 
 EVENT_TABLE = "eventstore_event"
@@ -125,7 +133,16 @@ def append(
     bodies = [_storable_body(event, index) for index, event in enumerate(events)]
     fingerprint = _fingerprint(stream_id, expected_version, bodies) if idempotency_key else ""
     connection = connections[using]
+    postgres = connection.vendor == "postgresql"
     try:
+        if postgres and not idempotency_key:
+            # One statement is atomic by itself; inside a caller's transaction a savepoint
+            # keeps a refused append from aborting the rest of it.
+            with transaction.atomic(using=using) if connection.in_atomic_block else nullcontext():
+                recorded = _append_in_database(
+                    connection, stream_id, events, bodies, expected_version, actor
+                )
+            return Appended(stream_id=stream_id, version=recorded[-1].version, events=recorded)
         with transaction.atomic(using=using), connection.cursor() as cursor:
             current, head, now = _lock_stream(connection, cursor, stream_id, expected_version)
             if idempotency_key:
@@ -138,8 +155,13 @@ def append(
                     expected_version=expected_version,
                     current_version=current,
                 )
-            recorded = _chain(stream_id, events, bodies, current, head, now, actor)
-            positions = _insert(connection, cursor, stream_id, recorded, now)
+            if postgres:
+                recorded = _append_in_database(
+                    connection, stream_id, events, bodies, expected_version, actor
+                )
+            else:
+                recorded = _chain(stream_id, events, bodies, current, head, now, actor)
+                recorded = _insert(connection, cursor, stream_id, recorded, now)
             if idempotency_key:
                 _store_key(connection, cursor, idempotency_key, stream_id, fingerprint, recorded)
     except IntegrityError as error:
@@ -150,8 +172,7 @@ def append(
             expected_version=expected_version,
             current_version=stream_version(stream_id, using=using),
         ) from error
-    stored = tuple(_with_position(event, positions[event.version]) for event in recorded)
-    return Appended(stream_id=stream_id, version=stored[-1].version, events=stored)
+    return Appended(stream_id=stream_id, version=recorded[-1].version, events=recorded)
 
 
 def read_stream(
@@ -207,7 +228,9 @@ def read_all(
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"SELECT txid::text, {_COLUMNS} FROM {EVENT_TABLE} "
+                # Aliased: a bare `txid` in ORDER BY would name this text column and sort
+                # transaction ids as strings.
+                f"SELECT txid::text AS feed_txid, {_COLUMNS} FROM {EVENT_TABLE} "
                 "WHERE (txid, position) > (%s::xid8, %s) "
                 "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
                 "ORDER BY txid, position LIMIT %s",
@@ -322,6 +345,81 @@ def _fingerprint(stream_id: UUID, expected_version: int, bodies: list[dict[str, 
     return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
 
 
+def _append_in_database(
+    connection: BaseDatabaseWrapper,
+    stream_id: UUID,
+    events: Sequence[NewEvent],
+    bodies: list[dict[str, Any]],
+    expected_version: int,
+    actor: str,
+) -> tuple[RecordedEvent, ...]:
+    """PostgreSQL: lock, check, chain, insert and move the stream on in one round trip."""
+    prefixes, suffixes, data, occurred, source = [], [], [], [], []
+    for offset, (event, body) in enumerate(zip(events, bodies, strict=True), start=1):
+        fields = {
+            **body,
+            "actor": actor,
+            "event_id": str(event.event_id),
+            "stream_id": str(stream_id),
+            "version": expected_version + offset,
+        }
+        prefix, suffix = split_at_recorded_at(fields)
+        prefixes.append(prefix)
+        suffixes.append(suffix)
+        data.append(canonical_json(body["data"]))
+        occurred.append(_json_param(body["occurred"]))
+        source.append(_json_param(body["source"]))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT o_version, o_position, o_prev_hash, o_hash, o_recorded_at "
+                "FROM eventstore_append(%s, %s, %s, %s::uuid[], %s::text[], %s::integer[], "
+                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])",
+                [
+                    stream_id,
+                    expected_version,
+                    actor,
+                    [event.event_id for event in events],
+                    [body["type"] for body in bodies],
+                    [body["schema_version"] for body in bodies],
+                    data,
+                    occurred,
+                    source,
+                    prefixes,
+                    suffixes,
+                ],
+            )
+            rows = cursor.fetchall()
+    except DatabaseError as error:
+        if getattr(error.__cause__, "sqlstate", None) != "DT409":
+            raise
+        raise VersionConflict(
+            stream_id=stream_id,
+            expected_version=expected_version,
+            current_version=int(error.__cause__.diag.message_detail),
+        ) from None
+    return tuple(
+        RecordedEvent(
+            event_id=event.event_id,
+            stream_id=stream_id,
+            version=version,
+            position=position,
+            type=body["type"],
+            schema_version=body["schema_version"],
+            data=body["data"],
+            occurred=body["occurred"],
+            source=body["source"],
+            actor=actor,
+            recorded_at=_timestamp(recorded_at),
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        for event, body, (version, position, prev_hash, digest, recorded_at) in zip(
+            events, bodies, rows, strict=True
+        )
+    )
+
+
 def _lock_stream(
     connection: BaseDatabaseWrapper, cursor: Any, stream_id: UUID, expected_version: int
 ) -> tuple[int, str, datetime]:
@@ -380,7 +478,7 @@ def _chain(
             hash="",
         )
         digest = chain_hash(prev, draft.hashed_fields())
-        recorded.append(_replace(draft, hash=digest))
+        recorded.append(replace(draft, hash=digest))
         prev = digest
     return recorded
 
@@ -391,13 +489,11 @@ def _insert(
     stream_id: UUID,
     recorded: list[RecordedEvent],
     now: datetime,
-) -> dict[int, int]:
-    postgres = connection.vendor == "postgresql"
-    jsonb = "::jsonb" if postgres else ""
-    row_sql = f"(%s, %s, %s, %s, %s, %s{jsonb}, %s{jsonb}, %s{jsonb}, %s, %s, %s, %s)"
-    params: list[Any] = []
+) -> tuple[RecordedEvent, ...]:
+    """SQLite: insert the chained events and move the stream on."""
     stream = _uuid_param(connection, stream_id)
     when = connection.ops.adapt_datetimefield_value(now)
+    params: list[Any] = []
     for event in recorded:
         params += [
             stream,
@@ -413,31 +509,21 @@ def _insert(
             event.prev_hash,
             event.hash,
         ]
-    insert = (
+    row_sql = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    cursor.execute(
         f"INSERT INTO {EVENT_TABLE} (stream_id, version, event_id, type, schema_version, data, "
         "occurred, source, actor, recorded_at, prev_hash, hash) VALUES "
         + ", ".join([row_sql] * len(recorded))
-        + " RETURNING version, position"
+        + " RETURNING version, position",
+        params,
     )
+    positions = dict(cursor.fetchall())
     last = recorded[-1]
-    update_params = [last.version, last.hash, when, stream]
-    if postgres:
-        # One round trip: the stream's new version and head travel with the insert.
-        cursor.execute(
-            f"WITH moved AS (UPDATE {STREAM_TABLE} SET version = %s, head_hash = %s, "
-            f"updated_at = %s WHERE id = %s) " + insert,
-            update_params + params,
-        )
-        positions = dict(cursor.fetchall())
-    else:
-        cursor.execute(insert, params)
-        positions = dict(cursor.fetchall())
-        cursor.execute(
-            f"UPDATE {STREAM_TABLE} SET version = %s, head_hash = %s, updated_at = %s "
-            "WHERE id = %s",
-            update_params,
-        )
-    return positions
+    cursor.execute(
+        f"UPDATE {STREAM_TABLE} SET version = %s, head_hash = %s, updated_at = %s WHERE id = %s",
+        [last.version, last.hash, when, stream],
+    )
+    return tuple(replace(event, position=positions[event.version]) for event in recorded)
 
 
 def _find_key(
@@ -493,16 +579,6 @@ def _store_key(
 
 
 # --- conversions ---------------------------------------------------------------------------
-
-
-def _replace(event: RecordedEvent, **changes: Any) -> RecordedEvent:
-    values = {name: getattr(event, name) for name in RecordedEvent.__slots__}
-    values.update(changes)
-    return RecordedEvent(**values)
-
-
-def _with_position(event: RecordedEvent, position: int) -> RecordedEvent:
-    return _replace(event, position=position)
 
 
 def _uuid_param(connection: BaseDatabaseWrapper, value: UUID) -> Any:

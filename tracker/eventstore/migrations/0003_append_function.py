@@ -1,0 +1,89 @@
+"""An append in one statement on PostgreSQL.
+
+`eventstore_append` locks the stream's row, checks the expected version, chains the hashes,
+inserts the events and moves the stream on, all in one round trip. Python sends each event's
+canonical JSON split around `recorded_at` (the one value only the database decides), and the
+function joins the parts around the transaction's timestamp, formatted exactly as
+`canonical.format_timestamp` does, so the hash equals `canonical.chain_hash` of the stored row.
+A stale expected version raises SQLSTATE DT409 with the current version as its detail.
+"""
+
+from django.db import migrations
+
+FORWARD = """
+CREATE FUNCTION eventstore_append(
+    p_stream uuid, p_expected integer, p_actor text, p_event_ids uuid[], p_types text[],
+    p_schema_versions integer[], p_data text[], p_occurred text[], p_source text[],
+    p_prefixes text[], p_suffixes text[]
+) RETURNS TABLE (o_version integer, o_position bigint, o_prev_hash text, o_hash text,
+                 o_recorded_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    current_version integer;
+    head text;
+    stamp timestamptz := transaction_timestamp();
+    stamp_text text := to_char(stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    digest text;
+    inserted bigint;
+BEGIN
+    SELECT s.version, s.head_hash INTO current_version, head
+        FROM eventstore_stream s WHERE s.id = p_stream FOR UPDATE;
+    IF NOT FOUND THEN
+        IF p_expected <> 0 THEN
+            RAISE EXCEPTION USING ERRCODE = 'DT409', MESSAGE = 'version conflict', DETAIL = '0';
+        END IF;
+        INSERT INTO eventstore_stream (id, version, head_hash, updated_at)
+            VALUES (p_stream, 0, repeat('0', 64), stamp) ON CONFLICT (id) DO NOTHING;
+        SELECT s.version, s.head_hash INTO current_version, head
+            FROM eventstore_stream s WHERE s.id = p_stream FOR UPDATE;
+    END IF;
+    IF current_version <> p_expected THEN
+        RAISE EXCEPTION USING ERRCODE = 'DT409', MESSAGE = 'version conflict',
+            DETAIL = current_version::text;
+    END IF;
+    FOR i IN 1 .. array_length(p_types, 1) LOOP
+        digest := encode(
+            sha256(convert_to(head || p_prefixes[i] || stamp_text || p_suffixes[i], 'UTF8')),
+            'hex');
+        INSERT INTO eventstore_event (stream_id, version, event_id, type, schema_version, data,
+                                      occurred, source, actor, recorded_at, prev_hash, hash)
+            VALUES (p_stream, current_version + i, p_event_ids[i], p_types[i],
+                    p_schema_versions[i], p_data[i]::jsonb, p_occurred[i]::jsonb,
+                    p_source[i]::jsonb, p_actor, stamp, head, digest)
+            RETURNING position INTO inserted;
+        o_version := current_version + i;
+        o_position := inserted;
+        o_prev_hash := head;
+        o_hash := digest;
+        o_recorded_at := stamp;
+        RETURN NEXT;
+        head := digest;
+    END LOOP;
+    UPDATE eventstore_stream
+        SET version = current_version + array_length(p_types, 1), head_hash = head,
+            updated_at = stamp
+        WHERE id = p_stream;
+END
+$$;
+"""
+
+BACKWARD = """
+DROP FUNCTION eventstore_append(uuid, integer, text, uuid[], text[], integer[], text[], text[],
+                                text[], text[], text[]);
+"""
+
+
+def forward(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(FORWARD, params=None)
+
+
+def backward(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(BACKWARD, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("eventstore", "0002_append_only")]
+
+    operations = [migrations.RunPython(forward, backward)]
