@@ -29,12 +29,13 @@ test: install
 	$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache
 	scripts/with-services.sh $(BIN)/pytest $(ARGS)
 
-## Migrate the embedded SQLite database and serve on http://127.0.0.1:8000/.
+DEMO_PORT ?= 8000
+
+## Migrate the embedded SQLite database, load the demo data and users, serve on 127.0.0.1.
 demo: install
 	$(BIN)/python manage.py migrate --no-input -v0
-	$(BIN)/python manage.py seed_demo
-	@echo "Serving on http://127.0.0.1:8000/admin/"
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	LOG_LEVEL=WARNING $(BIN)/python manage.py demo_setup --base-url http://127.0.0.1:$(DEMO_PORT)
+	$(BIN)/python manage.py runserver --noreload 127.0.0.1:$(DEMO_PORT)
 
 ## Benchmarks: JSON figures beside a raw baseline measured in the same run.
 bench: install

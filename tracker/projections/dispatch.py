@@ -9,6 +9,7 @@ a few seconds rather than queueing attempts that would fail the same way.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -41,7 +42,8 @@ def dispatch(deal_id: str) -> None:
         return
     if time.monotonic() < _paused_until:
         return
-    _publisher.submit(_publish, project_deal_task, deal_id)
+    # The copied context carries the request id into the task's logs.
+    _publisher.submit(contextvars.copy_context().run, _publish, project_deal_task, deal_id)
 
 
 def _publish(task: Any, deal_id: str) -> None:

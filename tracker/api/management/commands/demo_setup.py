@@ -1,0 +1,83 @@
+"""`manage.py demo_setup`: the demo data, one user per role, and where to look.
+
+Safe to run again: the data and users are found, not duplicated, and tokens stay the same.
+The passwords are printed on purpose: this is for the embedded demo on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from tracker.api.roles import Role, ensure_role_groups
+from tracker.deals.management.commands.seed_demo import deal_id
+
+# name -> (role group or None for a superuser, is_staff)
+DEMO_USERS = {
+    "admin": (None, True),
+    "editor": (Role.EDITOR, True),
+    "reader": (Role.READER, False),
+    "auditor": (Role.AUDITOR, True),
+}
+
+
+def demo_password(username: str) -> str:
+    return f"{username}-demo-2025"
+
+
+class Command(BaseCommand):
+    help = "Load the demo data, create admin/editor/reader/auditor users, print where to look."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args: Any, base_url: str, **options: Any) -> None:
+        call_command("seed_demo", verbosity=0)
+        tokens = self._users()
+        base = base_url.rstrip("/")
+        reader = tokens["reader"]
+        deal2, deal3 = deal_id(2), deal_id(3)
+        lines = [
+            "",
+            f"deal-tracker demo: {base}/",
+            "",
+            f"  Admin (enter facts):   {base}/admin/",
+            f"  API docs (Swagger):    {base}/api/docs/",
+            f"  Timeline of deal 2:    {base}/admin/projections/dealstate/{deal2}/timeline/",
+            f"  Health:                {base}/health/",
+            "",
+            "  user      password              API token",
+        ]
+        lines += [f"  {name:<9} {demo_password(name):<21} {tokens[name]}" for name in DEMO_USERS]
+        lines += [
+            "",
+            "  Try (as the reader):",
+            f'    curl -s -H "Authorization: Token {reader}" {base}/api/v1/deals/',
+            f'    curl -s -H "Authorization: Token {reader}" "{base}/api/v1/deals/{deal2}/state/'
+            '?as_of=2025-05-31"',
+            f'    curl -s -H "Authorization: Token {reader}" {base}/api/v1/deals/{deal3}/',
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
+
+    @transaction.atomic
+    def _users(self) -> dict[str, str]:
+        ensure_role_groups()
+        model = get_user_model()
+        tokens = {}
+        for name, (role, staff) in DEMO_USERS.items():
+            user, _ = model.objects.get_or_create(username=name)
+            user.is_staff = staff
+            user.is_superuser = role is None
+            user.set_password(demo_password(name))
+            user.save()
+            if role is not None:
+                user.groups.add(Group.objects.get(name=role.value))
+            tokens[name] = Token.objects.get_or_create(user=user)[0].key
+        return tokens
