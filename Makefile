@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo demo-stack bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ lint: install
 ## Run the whole suite (or `make test ARGS="tests/eventstore -k conflict"`) against a private
 ## PostgreSQL and Redis started on 127.0.0.1 and stopped afterwards.
 test: install
-	scripts/install-system-packages.sh || [ "$${REQUIRE_SERVICES:-0}" != 1 ]
+	scripts/install-system-packages.sh browser || [ "$${REQUIRE_SERVICES:-0}" != 1 ]
 	$(BIN)/ruff check --quiet .
 	$(BIN)/lint-imports --no-cache >/dev/null || $(BIN)/lint-imports --no-cache
 	scripts/with-services.sh $(BIN)/pytest $(ARGS)
@@ -36,6 +36,11 @@ demo: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	LOG_LEVEL=WARNING $(BIN)/python manage.py demo_setup --base-url http://127.0.0.1:$(DEMO_PORT)
 	$(BIN)/python manage.py runserver --noreload 127.0.0.1:$(DEMO_PORT)
+
+## The same demo on PostgreSQL, Redis, gunicorn, a Celery worker and beat; Ctrl-C stops it.
+demo-stack: install
+	scripts/install-system-packages.sh
+	DEMO_PORT=$(DEMO_PORT) scripts/demo-stack.sh
 
 ## Benchmarks: JSON figures beside a raw baseline measured in the same run.
 bench: install

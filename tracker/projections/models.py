@@ -30,6 +30,7 @@ class DealState(models.Model):
     """The state as the API shows it (`deals.reducer.deal_to_json`); null before projection."""
 
     class Meta:
+        verbose_name = "deal"
         indexes = [
             models.Index(fields=["stage", "updated_at"], name="dealstate_stage_idx"),
             models.Index(fields=["kind", "updated_at"], name="dealstate_kind_idx"),

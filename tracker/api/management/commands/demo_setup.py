@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from tracker.api.roles import Role, ensure_role_groups
@@ -49,7 +50,7 @@ class Command(BaseCommand):
             "",
             f"  Admin (enter facts):   {base}/admin/",
             f"  API docs (Swagger):    {base}/api/docs/",
-            f"  Timeline of deal 2:    {base}/admin/projections/dealstate/{deal2}/timeline/",
+            f"  Timeline of deal 2:    {base}{reverse('admin:deal_audit', args=[deal2])}",
             f"  Health:                {base}/health/",
             "",
             "  user      password              API token",
