@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 
 from tracker.eventstore.canonical import GENESIS_HASH
 from tracker.eventstore.errors import (
@@ -177,6 +177,14 @@ class StoreContract:
             read_all(after="not-a-cursor!", using=self.alias)
         with pytest.raises(InvalidCursor):
             decode_cursor("LTEuNQ")  # "-1.5"
+
+    def test_an_event_id_used_before_is_refused_and_not_taken_for_a_conflict(self):
+        first = self.append(uuid4(), [event()], 0).events[0]
+        stream = uuid4()
+        again = NewEvent(type="NoteAdded", data={"text": "x"}, event_id=first.event_id)
+        with pytest.raises(IntegrityError), transaction.atomic(using=self.alias):
+            self.append(stream, [again], 0)
+        assert stream_version(stream, using=self.alias) == 0
 
     def test_unstorable_values_are_refused_with_their_path(self):
         for bad, reason in [

@@ -23,8 +23,9 @@ DECLARE
     head text;
     stamp timestamptz := transaction_timestamp();
     stamp_text text := to_char(stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    digest text;
-    inserted bigint;
+    n integer := array_length(p_types, 1);
+    hashes text[];
+    first_prev text;
 BEGIN
     SELECT s.version, s.head_hash INTO current_version, head
         FROM eventstore_stream s WHERE s.id = p_stream FOR UPDATE;
@@ -41,28 +42,31 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'DT409', MESSAGE = 'version conflict',
             DETAIL = current_version::text;
     END IF;
-    FOR i IN 1 .. array_length(p_types, 1) LOOP
-        digest := encode(
+    first_prev := head;
+    -- The chain is sequential; the insert is one set-based statement.
+    hashes := array_fill(NULL::text, ARRAY[n]);
+    FOR i IN 1 .. n LOOP
+        hashes[i] := encode(
             sha256(convert_to(head || p_prefixes[i] || stamp_text || p_suffixes[i], 'UTF8')),
             'hex');
-        INSERT INTO eventstore_event (stream_id, version, event_id, type, schema_version, data,
-                                      occurred, source, actor, recorded_at, prev_hash, hash)
-            VALUES (p_stream, current_version + i, p_event_ids[i], p_types[i],
-                    p_schema_versions[i], p_data[i]::jsonb, p_occurred[i]::jsonb,
-                    p_source[i]::jsonb, p_actor, stamp, head, digest)
-            RETURNING position INTO inserted;
-        o_version := current_version + i;
-        o_position := inserted;
-        o_prev_hash := head;
-        o_hash := digest;
-        o_recorded_at := stamp;
-        RETURN NEXT;
-        head := digest;
+        head := hashes[i];
     END LOOP;
     UPDATE eventstore_stream
-        SET version = current_version + array_length(p_types, 1), head_hash = head,
-            updated_at = stamp
+        SET version = current_version + n, head_hash = head, updated_at = stamp
         WHERE id = p_stream;
+    RETURN QUERY
+        INSERT INTO eventstore_event (stream_id, version, event_id, type, schema_version, data,
+                                      occurred, source, actor, recorded_at, prev_hash, hash)
+        SELECT p_stream, current_version + e.i, e.event_id, e.type, e.schema_version,
+               e.data::jsonb, e.occurred::jsonb, e.source::jsonb, p_actor, stamp,
+               COALESCE(hashes[e.i - 1], first_prev), e.hash
+        FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_occurred, p_source,
+                    hashes) WITH ORDINALITY
+             AS e(event_id, type, schema_version, data, occurred, source, hash, i)
+        ORDER BY e.i
+        RETURNING eventstore_event.version, eventstore_event.position,
+                  eventstore_event.prev_hash::text, eventstore_event.hash::text,
+                  eventstore_event.recorded_at;
 END
 $$;
 """
