@@ -16,7 +16,6 @@ stream is short, so this costs one indexed read per projection.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -50,37 +49,43 @@ def project_deal(deal_id: UUID, *, force: bool = False, wait: bool = False) -> P
     """Bring one deal's read models up to its stream's version. Safe to run twice or at once.
 
     Returns BUSY at once when another worker holds the deal, unless `wait` is set; `force`
-    recomputes a deal that is already current.
+    recomputes a deal that is already current. The usual case costs three statements: lock
+    the row, read the stream, write the row.
     """
-    if stream_version(deal_id) == 0:
-        return Projection(deal_id, Outcome.CURRENT, 0)
-    # The row to lock must exist: a new deal gets an empty one (version 0) first.
-    DealState.objects.bulk_create([DealState(deal_id=deal_id)], ignore_conflicts=True)
     with transaction.atomic():
-        row = (
-            DealState.objects.select_for_update(skip_locked=not wait, of=("self",))
-            .filter(deal_id=deal_id)
-            .first()
-        )
+        row = _lock(deal_id, wait=wait)
         if row is None:
-            return Projection(deal_id, Outcome.BUSY, 0)
-        target = stream_version(deal_id)
-        if row.version >= target and not force:
-            return Projection(deal_id, Outcome.CURRENT, row.version)
+            if stream_version(deal_id) == 0:
+                return Projection(deal_id, Outcome.CURRENT, 0)
+            # A new deal: its row must exist before it can be locked.
+            DealState.objects.bulk_create([DealState(deal_id=deal_id)], ignore_conflicts=True)
+            row = _lock(deal_id, wait=wait)
+            if row is None:
+                return Projection(deal_id, Outcome.BUSY, 0)
         events = read_stream(deal_id)
+        if not events or (events[-1].version <= row.version and not force):
+            return Projection(deal_id, Outcome.CURRENT, row.version)
         replayed = replay_events(events)
         _write(row, replayed.state, events[-1].version)
         return Projection(deal_id, Outcome.PROJECTED, row.version)
 
 
+def _lock(deal_id: UUID, *, wait: bool) -> DealState | None:
+    return (
+        DealState.objects.select_for_update(skip_locked=not wait, of=("self",))
+        .filter(deal_id=deal_id)
+        .first()
+    )
+
+
 def _write(row: DealState, deal: object | None, version: int) -> None:
+    before = _parties(row.state)
     row.version = version
     if deal is None:
         row.state = None
         row.title = row.kind = row.stage = ""
         row.uncertain = False
         row.updated_at = None
-        parties: Iterable[dict] = []
     else:
         state = deal_to_json(deal)
         row.state = state
@@ -89,15 +94,22 @@ def _write(row: DealState, deal: object | None, version: int) -> None:
         row.stage = state["stage"]
         row.uncertain = state["uncertain"]
         row.updated_at = deal.updated_at
-        parties = state["parties"]
     row.save()
-    OrganisationDeal.objects.filter(deal=row).delete()
-    OrganisationDeal.objects.bulk_create(
-        [
-            OrganisationDeal(deal=row, organisation_id=party["organisation"], role=party["role"])
-            for party in {(p["organisation"], p["role"]): p for p in parties}.values()
-        ]
-    )
+    after = _parties(row.state)
+    if after != before:
+        OrganisationDeal.objects.filter(deal=row).delete()
+        OrganisationDeal.objects.bulk_create(
+            [
+                OrganisationDeal(deal=row, organisation_id=organisation, role=role)
+                for organisation, role in sorted(after)
+            ]
+        )
+
+
+def _parties(state: dict | None) -> set[tuple[str, str]]:
+    if not state:
+        return set()
+    return {(party["organisation"], party["role"]) for party in state["parties"]}
 
 
 def deals_behind(limit: int = 1000) -> list[UUID]:
