@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install test lint demo demo-stack bench clean
+.PHONY: install test lint demo demo-stack bench backup restore clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ bench: install
 	scripts/install-system-packages.sh
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.append
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.replay
+
+FILE ?= ledger-$(shell date -u +%Y%m%dT%H%M%SZ).dump
+
+## Back up the ledger and reference data of DATABASE_URL (pg_dump, custom format).
+backup: install
+	scripts/backup.sh $(FILE)
+
+## Restore FILE into the migrated, empty database of DATABASE_URL (needs a superuser),
+## rebuild the read models and verify the ledger.
+restore: install
+	scripts/restore.sh $(FILE)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -22,7 +22,13 @@ app.conf.beat_schedule = {
     "sweep-projections": {
         "task": "tracker.projections.tasks.sweep_projections",
         "schedule": float(os.environ.get("PROJECTION_SWEEP_SECONDS", "5")),
-    }
+    },
+    # A digest commits to every stream's head, so a later rewrite of history, even with the
+    # hashes recomputed, no longer matches it.
+    "take-ledger-digest": {
+        "task": "tracker.projections.tasks.take_ledger_digest",
+        "schedule": float(os.environ.get("LEDGER_DIGEST_SECONDS", "900")),
+    },
 }
 
 task_log = logging.getLogger("tracker.tasks")

@@ -20,7 +20,8 @@ def _patch_flush() -> None:
     The triggers refuse TRUNCATE and DELETE of events; the test database's superuser may bypass
     them as any superuser could, which is exactly what tests of the triggers rely on too.
     """
-    triggers = importlib.import_module("tracker.eventstore.migrations.0002_append_only")
+    events = importlib.import_module("tracker.eventstore.migrations.0002_append_only")
+    digests = importlib.import_module("tracker.eventstore.migrations.0004_ledgerdigest")
 
     postgres_flush = PostgresWrapper.ops_class.sql_flush
     sqlite_flush = SqliteWrapper.ops_class.sql_flush
@@ -33,7 +34,13 @@ def _patch_flush() -> None:
         statements = sqlite_flush(self, style, tables, **kwargs)
         if not statements:
             return []
-        return [*triggers.SQLITE_BACKWARD, *statements, *triggers.SQLITE_FORWARD]
+        return [
+            *events.SQLITE_BACKWARD,
+            *digests.SQLITE_BACKWARD,
+            *statements,
+            *events.SQLITE_FORWARD,
+            *digests.SQLITE_FORWARD,
+        ]
 
     PostgresWrapper.ops_class.sql_flush = postgres
     SqliteWrapper.ops_class.sql_flush = sqlite

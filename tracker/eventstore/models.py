@@ -65,3 +65,26 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class LedgerDigest(models.Model):
+    """A chained commitment to every stream's (version, head hash) at one moment.
+
+    Written only by `digest.take_digest()` and never changed: a migration installs triggers
+    that refuse UPDATE, DELETE and TRUNCATE, as for events. `heads` holds the streams whose
+    head changed since the previous digest, or all of them when `full`.
+    """
+
+    sequence = models.PositiveIntegerField(primary_key=True)
+    taken_at = models.DateTimeField()
+    feed_cursor = models.CharField(max_length=100)
+    streams = models.PositiveIntegerField()
+    events = models.PositiveBigIntegerField()
+    heads_root = models.CharField(max_length=64)
+    heads = models.JSONField()
+    full = models.BooleanField()
+    prev_digest = models.CharField(max_length=64)
+    digest = models.CharField(max_length=64, unique=True)
+
+    def __str__(self) -> str:
+        return f"digest {self.sequence}"

@@ -9,6 +9,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
+from tracker.eventstore.digest import take_digest
+
 from . import projector
 
 log = logging.getLogger(__name__)
@@ -51,3 +53,9 @@ def sweep_projections() -> int:
     for deal_id in behind:
         project_deal.delay(str(deal_id))
     return len(behind)
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=360, expires=600)
+def take_ledger_digest() -> int:
+    """Take the next ledger digest. A repeated run adds one with no changed heads: harmless."""
+    return take_digest().sequence

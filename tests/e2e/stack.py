@@ -1,0 +1,168 @@
+"""The production stack as real processes: PostgreSQL, Redis, gunicorn, Celery worker and beat.
+
+Each stack has its own PostgreSQL and Redis (scripts/services.sh in a temporary directory), so
+a test may stop and restart them without touching the database the rest of the suite uses.
+The commands are those docker/entrypoint.sh runs in the containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ROOT / "scripts" / "services.sh"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.logs = directory / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.env: dict[str, str] = {}
+        # Not under pytest's tmp_path: that is private to root, and PostgreSQL runs as an
+        # unprivileged user who must reach its data directory.
+        self.services = Path(tempfile.mkdtemp(prefix="dealtracker-stack-"))
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    # --- services ----------------------------------------------------------------------
+
+    def start_services(self) -> None:
+        subprocess.run([SERVICES, "start", self.services, "--fast"], check=True)
+        values = {}
+        for line in (self.services / "env").read_text().splitlines():
+            key, _, value = line.partition("=")
+            values[key] = value.strip('"')
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL"}},
+            "DATABASE_URL": values["DATABASE_URL"],
+            "CELERY_BROKER_URL": values["CELERY_BROKER_URL"],
+            "REDIS_URL": values["REDIS_URL"],
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "stack-test-" + "x" * 50,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "PROJECTION_SWEEP_SECONDS": "1",
+            "API_THROTTLE_USER": "1000000/min",
+            "API_THROTTLE_ANON": "1000000/min",
+            "CONN_MAX_AGE": "0",
+        }
+
+    def service(self, action: str) -> None:
+        subprocess.run([SERVICES, action, self.services], check=True)
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [BIN / "python", "manage.py", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+        )
+        return result.stdout
+
+    # --- application processes ---------------------------------------------------------
+
+    def start(self, name: str) -> None:
+        commands = {
+            "web": [BIN / "gunicorn", "config.wsgi:application", "--bind",
+                    f"127.0.0.1:{self.port}", "--workers", "2", "--timeout", "60"],
+            "worker": [BIN / "celery", "-A", "config", "worker", "--loglevel=INFO",
+                       "--concurrency=2", "--without-gossip", "--without-mingle"],
+            "beat": [BIN / "celery", "-A", "config", "beat", "--loglevel=INFO",
+                     f"--schedule={self.dir / 'celerybeat-schedule'}"],
+        }
+        log = (self.logs / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            commands[name], cwd=ROOT, env=self.env, stdout=log, stderr=log,
+            start_new_session=True,
+        )
+        if name == "web":
+            self.wait_for(lambda: self.get("/health/")[0] in (200, 503), what="gunicorn")
+        if name == "worker":
+            self.wait_for(lambda: " ready." in self.log("worker"), what="celery worker")
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def stop(self) -> None:
+        for name, process in list(self.processes.items()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill(name)
+        self.processes.clear()
+        subprocess.run([SERVICES, "stop", self.services], check=False)
+        shutil.rmtree(self.services, ignore_errors=True)
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, body: Any = None, token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Token {token}")
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, _json(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, _json(error.read())
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        try:
+            return self.request("GET", path, token=token)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, None
+
+    def wait_for(self, condition, *, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{what} not ready after {timeout}s:\n{self.dump_logs()}")
+
+    def dump_logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in self.logs.glob("*.log"))
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode(errors="replace")

@@ -1,0 +1,397 @@
+"""Ledger digests: chained commitments to the head hash of every stream, and their checks.
+
+A stream's hash chain shows that its events were not changed *unless* whoever changed one also
+recomputed the hashes after it and the stream's row, which anyone who can write the database can
+do. A digest closes that gap: it commits to every stream's (version, head hash) at one moment,
+digests are chained to each other, and a digest kept outside the database (an auditor's saved
+copy) pins every event up to the versions it recorded. `verify_ledger` checks the database
+against its own digests; `tools/verify_export.py --ledger --digest` checks an export against a
+saved one. docs/export-format.md states the formats.
+
+Each row stores only the heads that changed since the previous digest (every `FULL_EVERY`th row
+stores all of them), so the table grows with activity rather than with the number of streams
+times the number of digests; the full set is the previous set updated with the row's heads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from .canonical import GENESIS_HASH, canonical_json, format_timestamp
+from .models import LedgerDigest
+from .store import (
+    EVENT_TABLE,
+    STREAM_TABLE,
+    RecordedEvent,
+    encode_cursor,
+    iter_stream_ids,
+    read_stream,
+    verify_stream,
+)
+
+DIGEST_FORMAT = "deal-tracker-ledger-digest"
+LEDGER_FORMAT = "deal-tracker-ledger-export"
+EXPORT_FORMAT = "deal-tracker-export"
+FORMAT_VERSION = 1
+# Fields of a digest that its hash covers (with prev_digest in front), as documented.
+DIGEST_FIELDS = ("events", "feed_cursor", "heads_root", "sequence", "streams", "taken_at")
+FULL_EVERY = 100
+_BATCH = 500
+
+Head = tuple[str, int, str]
+"""(stream id as a lowercase hyphenated UUID, version, hash of that version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One failure found by `verify_ledger`: a stream at a version, or a digest, and why."""
+
+    reason: str
+    stream_id: UUID | None = None
+    version: int | None = None
+    sequence: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.sequence is not None:
+            where.append(f"digest {self.sequence}")
+        if self.stream_id is not None:
+            where.append(f"stream {self.stream_id}")
+        if self.version is not None:
+            where.append(f"version {self.version}")
+        return f"{', '.join(where)}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerVerification:
+    streams: int
+    events: int
+    digests: int
+    problems: tuple[Problem, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+# --- hashing -------------------------------------------------------------------------------
+
+
+def heads_root(heads: Iterable[Head]) -> str:
+    """sha256 over one line `<stream_id> <version> <head>\\n` per stream, sorted by stream id."""
+    hasher = hashlib.sha256()
+    for stream_id, version, head in sorted(heads):
+        hasher.update(f"{stream_id} {version} {head}\n".encode("ascii"))
+    return hasher.hexdigest()
+
+
+def digest_hash(prev_digest: str, body: Mapping[str, Any]) -> str:
+    """sha256 over the previous digest (hex) followed by the canonical JSON of the body."""
+    fields = {name: body[name] for name in DIGEST_FIELDS}
+    return hashlib.sha256((prev_digest + canonical_json(fields)).encode("utf-8")).hexdigest()
+
+
+def digest_document(digest: LedgerDigest) -> dict[str, Any]:
+    """The digest as an auditor saves it (and `GET /ledger/digest/` serves it), without heads."""
+    return {
+        "format": DIGEST_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sequence": digest.sequence,
+        "taken_at": format_timestamp(digest.taken_at),
+        "feed_cursor": digest.feed_cursor,
+        "streams": digest.streams,
+        "events": digest.events,
+        "heads_root": digest.heads_root,
+        "prev_digest": digest.prev_digest,
+        "digest": digest.digest,
+    }
+
+
+# --- taking a digest -----------------------------------------------------------------------
+
+
+def take_digest(*, using: str = DEFAULT_DB_ALIAS) -> LedgerDigest:
+    """Store the next digest of the ledger as it stands now, and return it.
+
+    Every stream's version and head come from one statement, hence one snapshot, in which each
+    append's events and its stream row are both visible or both not: the heads are exactly the
+    events counted. Digest takers queue on a table lock (readers and appends do not), so
+    sequences have no gaps and each digest links to the one before it.
+    """
+    connection = connections[using]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Taken before the snapshot below, so the latest digest read after it is the last one.
+            cursor.execute(f"LOCK TABLE {LedgerDigest._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        previous = LedgerDigest.objects.using(using).order_by("-sequence").first()
+        taken_at, cursor_txid, cursor_position, current = _snapshot(connection, cursor)
+        sequence = previous.sequence + 1 if previous else 1
+        full = previous is None or sequence % FULL_EVERY == 1
+        if full:
+            stored = sorted(current)
+        else:
+            known = _heads_at(previous.sequence, using=using)
+            stored = sorted(head for head in current if known.get(head[0]) != head[1:])
+        body = {
+            "sequence": sequence,
+            "taken_at": format_timestamp(taken_at),
+            "feed_cursor": encode_cursor(cursor_txid, cursor_position),
+            "streams": len(current),
+            "events": sum(version for _, version, _ in current),
+            "heads_root": heads_root(current),
+        }
+        prev_digest = previous.digest if previous else GENESIS_HASH
+        return LedgerDigest.objects.using(using).create(
+            sequence=sequence,
+            taken_at=taken_at,
+            feed_cursor=body["feed_cursor"],
+            streams=body["streams"],
+            events=body["events"],
+            heads_root=body["heads_root"],
+            heads=[list(head) for head in stored],
+            full=full,
+            prev_digest=prev_digest,
+            digest=digest_hash(prev_digest, body),
+        )
+
+
+def latest_digest(*, using: str = DEFAULT_DB_ALIAS) -> LedgerDigest | None:
+    return LedgerDigest.objects.using(using).order_by("-sequence").first()
+
+
+def _snapshot(connection: Any, cursor: Any) -> tuple[datetime, int, int, list[Head]]:
+    """(time, feed cursor's txid and position, heads), all from one statement's snapshot.
+
+    The feed cursor is the last event below the snapshot's xmin in feed order: every event up
+    to it in the feed belongs to a transaction that ended before the snapshot, so the heads
+    cover it (they may cover events after it too).
+    """
+    if connection.vendor == "postgresql":
+        cursor.execute(
+            f"WITH last AS (SELECT txid, position FROM {EVENT_TABLE} "
+            "WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY txid DESC, position DESC LIMIT 1) "
+            "SELECT statement_timestamp(), (SELECT txid::text FROM last), "
+            "(SELECT position FROM last), s.id, s.version, s.head_hash "
+            f"FROM (SELECT 1) AS one LEFT JOIN {STREAM_TABLE} AS s ON s.version > 0"
+        )
+    else:
+        # SQLite has one writer at a time: position order is the feed's order.
+        cursor.execute(
+            f"SELECT NULL, '0', (SELECT max(position) FROM {EVENT_TABLE}), s.id, s.version, "
+            f"s.head_hash FROM (SELECT 1) AS one LEFT JOIN {STREAM_TABLE} AS s ON s.version > 0"
+        )
+    rows = cursor.fetchall()
+    taken_at = rows[0][0] or datetime.now(UTC)
+    txid = int(rows[0][1] or 0)
+    position = int(rows[0][2] or 0)
+    heads = [
+        (str(_uuid(stream_id)), version, head)
+        for _, _, _, stream_id, version, head in rows
+        if stream_id is not None
+    ]
+    return taken_at.astimezone(UTC), txid, position, heads
+
+
+def _heads_at(sequence: int, *, using: str) -> dict[str, tuple[int, str]]:
+    """Every stream's (version, head) at digest `sequence`, from the last full row before it."""
+    digests = LedgerDigest.objects.using(using).filter(sequence__lte=sequence)
+    start = digests.filter(full=True).order_by("-sequence").values_list("sequence", flat=True)
+    first = start.first() or 1
+    known: dict[str, tuple[int, str]] = {}
+    rows = digests.filter(sequence__gte=first).order_by("sequence").values_list("heads", flat=True)
+    for heads in rows.iterator():
+        for stream_id, version, head in heads:
+            known[stream_id] = (version, head)
+    return known
+
+
+# --- verifying the ledger ------------------------------------------------------------------
+
+
+def verify_ledger(*, using: str = DEFAULT_DB_ALIAS) -> LedgerVerification:
+    """Recompute every stream's chain and check every stored digest against the events.
+
+    A digest is checked for its sequence and link to the previous one, its own hash, that the
+    heads it holds (merged into those before it) give its heads_root, stream and event counts,
+    and that each stream's event at the recorded version still has the recorded hash. So a
+    rewritten event whose stream was re-hashed passes `verify_stream` but fails here, at every
+    digest taken after the original event was recorded.
+    """
+    problems: list[Problem] = []
+    streams = events = 0
+    for stream_id in iter_stream_ids(using=using):
+        result = verify_stream(stream_id, using=using)
+        streams += 1
+        events += result.events
+        if not result.valid:
+            problems.append(
+                Problem(
+                    reason=result.reason or "invalid",
+                    stream_id=stream_id,
+                    version=result.first_bad_version,
+                )
+            )
+    digests, claims = _check_digest_chain(using, problems)
+    _check_claims(claims, using, problems)
+    return LedgerVerification(
+        streams=streams, events=events, digests=digests, problems=tuple(problems)
+    )
+
+
+def _check_digest_chain(
+    using: str, problems: list[Problem]
+) -> tuple[int, dict[str, dict[int, tuple[str, int]]]]:
+    """Check each digest's link, hash, root and counts; collect the heads to check in events.
+
+    Returns the number of digests and, per stream, {version: (head, first digest claiming it)}.
+    """
+    known: dict[str, tuple[int, str]] = {}
+    claims: dict[str, dict[int, tuple[str, int]]] = {}
+    prev_digest = GENESIS_HASH
+    count = 0
+    rows = LedgerDigest.objects.using(using).order_by("sequence")
+    for count, row in enumerate(rows.iterator(), start=1):
+        if row.sequence != count:
+            problems.append(Problem(reason=f"expected digest {count} here", sequence=row.sequence))
+            return count, claims
+        body = digest_document(row)
+        if row.prev_digest != prev_digest:
+            problems.append(
+                Problem(reason="prev_digest is not the previous digest", sequence=row.sequence)
+            )
+        if digest_hash(row.prev_digest, body) != row.digest:
+            problems.append(
+                Problem(reason="digest does not match its contents", sequence=row.sequence)
+            )
+        for stream_id, version, head in row.heads:
+            known[stream_id] = (version, head)
+            claims.setdefault(stream_id, {}).setdefault(version, (head, row.sequence))
+        recomputed = heads_root((stream_id, v, h) for stream_id, (v, h) in known.items())
+        if recomputed != row.heads_root:
+            problems.append(
+                Problem(reason="its heads do not give its heads_root", sequence=row.sequence)
+            )
+        if (row.streams, row.events) != (len(known), sum(v for v, _ in known.values())):
+            problems.append(
+                Problem(
+                    reason="stream or event count does not match its heads", sequence=row.sequence
+                )
+            )
+        prev_digest = row.digest
+    return count, claims
+
+
+def _check_claims(
+    claims: dict[str, dict[int, tuple[str, int]]], using: str, problems: list[Problem]
+) -> None:
+    """Each recorded (stream, version, head) must be that stream's stored event and hash."""
+    connection = connections[using]
+    native = connection.features.has_native_uuid_field
+    with connection.cursor() as cursor:
+        for stream_id, by_version in sorted(claims.items()):
+            stream = UUID(stream_id)
+            versions = sorted(by_version)
+            stored: dict[int, str] = {}
+            for start in range(0, len(versions), _BATCH):
+                batch = versions[start : start + _BATCH]
+                marks = ", ".join(["%s"] * len(batch))
+                cursor.execute(
+                    f"SELECT version, hash FROM {EVENT_TABLE} "
+                    f"WHERE stream_id = %s AND version IN ({marks})",
+                    [stream if native else stream.hex, *batch],
+                )
+                stored.update(cursor.fetchall())
+            for version in versions:
+                head, sequence = by_version[version]
+                if version not in stored:
+                    reason = "the event the digest recorded is missing"
+                elif stored[version] != head:
+                    reason = "the event's hash is not the one the digest recorded"
+                else:
+                    continue
+                problems.append(
+                    Problem(reason=reason, stream_id=stream, version=version, sequence=sequence)
+                )
+
+
+# --- whole-ledger export -------------------------------------------------------------------
+
+
+def export_ledger_lines(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
+    """The whole ledger as JSON Lines: a header, every digest, then every stream's export.
+
+    Digests come first so a verifier knows which (stream, version) heads to check while it
+    reads the events once. Consistent without one long transaction: the digests are read up to
+    the last one committed before the streams' versions are read, so every head a digest
+    records is inside the export; events and digests are never changed, so reading each
+    stream in batches up to its version gives it as it stood.
+    """
+    last = latest_digest(using=using)
+    last_sequence = last.sequence if last else 0
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, version, head_hash FROM {STREAM_TABLE} WHERE version > 0 ORDER BY id"
+        )
+        streams = sorted((str(_uuid(row[0])), row[1], row[2]) for row in cursor.fetchall())
+    exported_at = format_timestamp(datetime.now(UTC))
+    yield _line(
+        {
+            "format": LEDGER_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "streams": len(streams),
+            "events": sum(version for _, version, _ in streams),
+            "digests": last_sequence,
+            "exported_at": exported_at,
+        }
+    )
+    digests = LedgerDigest.objects.using(using).filter(sequence__lte=last_sequence)
+    for row in digests.order_by("sequence").iterator():
+        yield _line({**digest_document(row), "heads": row.heads})
+    for stream_id, version, head in streams:
+        yield _line(
+            {
+                "format": EXPORT_FORMAT,
+                "format_version": FORMAT_VERSION,
+                "deal": stream_id,
+                "events": version,
+                "head": head,
+                "exported_at": exported_at,
+            }
+        )
+        after = 0
+        while after < version:
+            batch = read_stream(
+                UUID(stream_id), after, limit=min(_BATCH, version - after), using=using
+            )
+            if not batch:
+                break
+            for event in batch:
+                yield _line(_export_record(event))
+            after = batch[-1].version
+
+
+def _export_record(event: RecordedEvent) -> dict[str, Any]:
+    # The per-deal export's event line (docs/export-format.md), so each section verifies alone.
+    return {
+        **event.hashed_fields(),
+        "position": event.position,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def _line(value: dict[str, Any]) -> bytes:
+    return (canonical_json(value) + "\n").encode("utf-8")
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
