@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID
@@ -18,7 +19,14 @@ from tracker.deals.models import Organisation
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's screenshots are refreshed only on request (UPDATE_SCREENSHOTS=1), so that a
+# test run leaves the checkout as it found it.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "dealtracker-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 PASSWORD = "a-long-test-password"
 SOURCE = {"title": "Turkish drone makers court Europe", "publisher": "unknown"}
 YEAR_2025 = {"date": "2025-01-01", "precision": "year"}
