@@ -54,10 +54,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_guid",
+    "pgtrigger",
+    "pghistory",
     "tracker.eventstore",
     "tracker.deals",
     "tracker.projections",
@@ -231,7 +234,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {"HealthStateEnum": "tracker.api.serializers.HEALTH_STATES"},
+    "ENUM_NAME_OVERRIDES": {
+        "HealthStateEnum": "tracker.api.serializers.HEALTH_STATES",
+        "DealKindEnum": "tracker.deals.events.DEAL_KINDS",
+        "OrganisationKindEnum": "tracker.deals.models.Organisation.Kind",
+    },
 }
 
 # Throttle counters live in the cache: Redis when REDIS_URL (or CACHE_URL) is set, shared by

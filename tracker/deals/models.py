@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pghistory
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -19,6 +20,17 @@ def validate_country(value: str) -> None:
         )
 
 
+# Organisations are ordinary rows, edited in place; triggers (PostgreSQL only) copy every
+# version into OrganisationRevision, append-only like the events, so a replay as known at K can
+# name them as they were then (tracker.deals.history).
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+    model_name="OrganisationRevision",
+    obj_field=pghistory.ObjForeignKey(related_name="revisions"),
+    append_only=True,
+)
 class Organisation(models.Model):
     """A company, government, ministry or joint venture, with its ISO 3166-1 alpha-2 country."""
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.store import RecordedEvent, read_stream, stream_version, verify_stream
 
-from .. import replay, services
+from .. import history, replay, services
 from ..errors import DealNotFound, InvalidEvent, UnknownEventType
 from ..events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for, upcast
 from ..models import Organisation
@@ -67,6 +67,12 @@ def organisation_choices() -> list[Choice]:
 
 def organisation_names() -> dict[str, str]:
     return {choice.value: choice.label.rsplit(" · ", 1)[0] for choice in organisation_choices()}
+
+
+def names_at(state: Deal, at: datetime) -> dict[str, str]:
+    """The organisations of a deal's state named as recorded at `at` (tracker.deals.history)."""
+    found = history.organisations_in(deal_to_json(state), at=at)
+    return {str(org_id): org.label for org_id, org in found.items()}
 
 
 def humanise(value: Any, names: Mapping[str, str]) -> Any:
@@ -190,10 +196,18 @@ class StateChange:
 
 
 def state_changes(
-    before: Deal | None, after: Deal | None, names: Mapping[str, str]
+    before: Deal | None,
+    after: Deal | None,
+    names: Mapping[str, str],
+    after_names: Mapping[str, str] | None = None,
 ) -> list[StateChange]:
+    """The fields that differ, organisations named by `names` (by `after_names` after)."""
     old = humanise(deal_to_json(before), names) if before else {}
-    new = humanise(deal_to_json(after), names) if after else {}
+    new = (
+        humanise(deal_to_json(after), names if after_names is None else after_names)
+        if after
+        else {}
+    )
     return [
         StateChange(name.replace("_", " "), show(old.get(name)), show(new.get(name)))
         for name in changed_fields(before, after)
@@ -653,7 +667,9 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
     today = replay.replay_events(events, deal_id=deal_id)
     asked = replay.replay_events(events, deal_id=deal_id, as_of=as_of, known_at=known_at)
     axis, bars = timeline_bars(events, names, as_of)
-    replayed = humanise(deal_to_json(asked.state), names) if asked.state else None
+    # Organisations are reference data edited in place: as known at K, they had K's names.
+    names_then = names_at(asked.state, known_at) if known_at and asked.state else names
+    replayed = humanise(deal_to_json(asked.state), names_then) if asked.state else None
     verification = verify_stream(deal_id)
     context = {
         **_admin_context(
@@ -676,7 +692,8 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
             if replayed
             else []
         ),
-        "differences": state_changes(today.state, asked.state, names),
+        "differences": state_changes(today.state, asked.state, names, names_then),
+        "names_known_at": known_at if names_then is not names else None,
         "today": today,
         "verification": verification,
         "export_url": _export_url(deal_id),
