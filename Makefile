@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install test lint demo demo-stack bench backup restore clean
+.PHONY: install test lint demo demo-stack bench loadtest backup restore clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench: install
 	scripts/install-system-packages.sh
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.append
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.replay
+	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.projection
+	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.api
+
+## 16 clients for 60 seconds on 100 deals against a stack of real processes on loopback.
+loadtest: install
+	scripts/install-system-packages.sh
+	$(BIN)/python -m bench.load --seconds 60 --clients 16 --deals 100
 
 FILE ?= ledger-$(shell date -u +%Y%m%dT%H%M%SZ).dump
 

@@ -1,4 +1,6 @@
-"""The production stack as real processes: PostgreSQL, Redis, gunicorn, Celery worker and beat.
+"""The production stack as real processes: PostgreSQL, Redis, gunicorn, Celery worker, beat.
+
+Used by tests/e2e and bench/load.py.
 
 Each stack has its own PostgreSQL and Redis (scripts/services.sh in a temporary directory), so
 a test may stop and restart them without touching the database the rest of the suite uses.
@@ -22,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "scripts" / "services.sh"
 BIN = Path(sys.executable).parent
 
@@ -76,7 +78,11 @@ class Stack:
     def manage(self, *args: str) -> str:
         result = subprocess.run(
             [BIN / "python", "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return result.stdout
 
@@ -84,16 +90,42 @@ class Stack:
 
     def start(self, name: str) -> None:
         commands = {
-            "web": [BIN / "gunicorn", "config.wsgi:application", "--bind",
-                    f"127.0.0.1:{self.port}", "--workers", "2", "--timeout", "60"],
-            "worker": [BIN / "celery", "-A", "config", "worker", "--loglevel=INFO",
-                       "--concurrency=2", "--without-gossip", "--without-mingle"],
-            "beat": [BIN / "celery", "-A", "config", "beat", "--loglevel=INFO",
-                     f"--schedule={self.dir / 'celerybeat-schedule'}"],
+            "web": [
+                BIN / "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--timeout",
+                "60",
+            ],
+            "worker": [
+                BIN / "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            "beat": [
+                BIN / "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=INFO",
+                f"--schedule={self.dir / 'celerybeat-schedule'}",
+            ],
         }
         log = (self.logs / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            commands[name], cwd=ROOT, env=self.env, stdout=log, stderr=log,
+            commands[name],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=log,
             start_new_session=True,
         )
         if name == "web":
@@ -126,7 +158,11 @@ class Stack:
     # --- HTTP ----------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, body: Any = None, token: str | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -157,8 +193,10 @@ class Stack:
         raise TimeoutError(f"{what} not ready after {timeout}s:\n{self.dump_logs()}")
 
     def dump_logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in self.logs.glob("*.log"))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in self.logs.glob("*.log")
+        )
 
 
 def _json(raw: bytes) -> Any:

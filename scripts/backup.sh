@@ -25,7 +25,6 @@ tables=(
     'public.eventstore_*'
     'public.deals_*'
     'public.auth_*'
-    'public.authtoken_*'
     'public.knox_*'
     'public.pghistory_*'
     'public.django_content_type*'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from uuid import UUID, uuid4
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connections
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tracker.api.auth import issue_token
 from tracker.eventstore.store import NewEvent, RecordedEvent, append
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "verify_export.py"
@@ -40,8 +41,7 @@ def make_user(username: str, role: str | None = None, *, superuser: bool = False
 def client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
 
@@ -116,3 +116,46 @@ def run_tool(export: bytes, tmp_path: Path, *, stdin: bool = False) -> subproces
     return subprocess.run(
         [args[0], "-I", *args[1:]], input=given, capture_output=True, timeout=30, check=False
     )
+
+
+# --- deals through the API -------------------------------------------------------------------
+
+OCCURRED = {"date": "2025-06-01", "precision": "month"}
+
+
+@pytest.fixture
+def seeded() -> dict[str, UUID]:
+    """DOMAIN.md's demo data, loaded by `seed_demo`: organisation and deal ids by name."""
+    from django.core.management import call_command
+
+    from tracker.deals.management.commands.seed_demo import ORGANISATIONS, deal_id, org_id
+
+    call_command("seed_demo", stdout=io.StringIO())
+    ids = {slug: org_id(slug) for slug, *_ in ORGANISATIONS}
+    ids.update({f"deal{n}": deal_id(n) for n in range(1, 6)})
+    return ids
+
+
+def make_organisation(name: str = "Acme Aero", country: str = "GB", **extra: object) -> UUID:
+    from tracker.deals.models import Organisation
+
+    return Organisation.objects.create(name=name, kind="company", country=country, **extra).id
+
+
+def opening(parties: list[UUID], *, title: str = "Acme and Beta: drones") -> dict:
+    """The body of POST /deals/."""
+    return {
+        "title": title,
+        "kind": "mou",
+        "summary": "A test deal.",
+        "parties": [{"organisation": str(p), "role": "partner"} for p in parties],
+        "occurred": OCCURRED,
+        "source": SOURCE,
+    }
+
+
+def note_event(text: str = "a note", expected_version: int | None = 1) -> dict:
+    body = {"type": "NoteAdded", "data": {"text": text}, "occurred": OCCURRED, "source": SOURCE}
+    if expected_version is not None:
+        body["expected_version"] = expected_version
+    return body

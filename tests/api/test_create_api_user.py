@@ -6,6 +6,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from knox.crypto import hash_token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from .conftest import write_stream
@@ -34,16 +37,31 @@ def test_prints_a_token_that_carries_the_role():
     assert client_with(reader).get(f"/api/v1/deals/{deal}/verify/").status_code == 403
 
 
-def test_rerun_prints_the_same_token_and_new_token_replaces_it():
+def test_each_run_prints_a_new_token_and_revoke_others_stops_the_earlier_ones():
     first, _ = create("audrey", "--role", "reader")
-    again, said = create("audrey", "--role", "reader")
-    assert again == first
-    assert "Updated user 'audrey' with role reader; existing token" in said
-    rotated, said = create("audrey", "--role", "reader", "--new-token")
-    assert rotated != first
-    assert "new token" in said
+    second, said = create("audrey", "--role", "reader")
+    assert second != first
+    assert "Updated user 'audrey' with role reader; new token" in said
+    assert client_with(first).get("/api/v1/events/").status_code == 200
+    assert client_with(second).get("/api/v1/events/").status_code == 200
+    third, said = create("audrey", "--role", "reader", "--revoke-others")
+    assert "earlier tokens revoked" in said
     assert client_with(first).get("/api/v1/events/").status_code == 401
-    assert client_with(rotated).get("/api/v1/events/").status_code == 200
+    assert client_with(second).get("/api/v1/events/").status_code == 401
+    assert client_with(third).get("/api/v1/events/").status_code == 200
+
+
+def test_the_token_is_stored_only_as_a_digest():
+    token, _ = create("audrey", "--role", "reader")
+    rows = AuthToken.objects.filter(user__username="audrey").values_list("digest", "token_key")
+    [(digest, key)] = rows
+    assert digest == hash_token(token)
+    assert token not in digest
+    assert key == token[:15]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM knox_authtoken")
+        stored = repr(cursor.fetchall())
+    assert token not in stored
 
 
 def test_password_allows_session_login():

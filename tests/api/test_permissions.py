@@ -6,7 +6,18 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from .conftest import client_for, make_user, write_stream
+from tracker.deals.services import open_deal
+
+from .conftest import (
+    OCCURRED,
+    SOURCE,
+    client_for,
+    make_organisation,
+    make_user,
+    note_event,
+    opening,
+    write_stream,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -76,3 +87,84 @@ def test_session_login_works_for_an_auditor():
     client = APIClient()
     assert client.login(username="sam", password="pw-sam") is True
     assert client.get(f"/api/v1/deals/{deal}/verify/").json()["valid"] is True
+
+
+# method, path, body (None for reads) -> statuses for ROLES
+DEAL_ENDPOINTS = {
+    "deals list": ("get", "/api/v1/deals/", None, [401, 403, 200, 200, 200, 200]),
+    "deals open": ("post", "/api/v1/deals/", "opening", [401, 403, 403, 201, 403, 201]),
+    "deal": ("get", "/api/v1/deals/{deal}/", None, [401, 403, 200, 200, 200, 200]),
+    "events": ("get", "/api/v1/deals/{deal}/events/", None, [401, 403, 200, 200, 200, 200]),
+    "append": ("post", "/api/v1/deals/{deal}/events/", "note", [401, 403, 403, 201, 403, 201]),
+    "state": ("get", "/api/v1/deals/{deal}/state/", None, [401, 403, 200, 200, 200, 200]),
+    "state as_of": (
+        "get",
+        "/api/v1/deals/{deal}/state/?as_of=2025-06-15",
+        None,
+        [401, 403, 200, 200, 200, 200],
+    ),
+    "state known_at": (
+        "get",
+        "/api/v1/deals/{deal}/state/?known_at=2030-01-01T00:00:00Z",
+        None,
+        [401, 403, 403, 403, 200, 200],
+    ),
+    "timeline": ("get", "/api/v1/deals/{deal}/timeline/", None, [401, 403, 403, 403, 200, 200]),
+    "organisations": ("get", "/api/v1/organisations/", None, [401, 403, 200, 200, 200, 200]),
+    "organisation add": (
+        "post",
+        "/api/v1/organisations/",
+        "organisation",
+        [401, 403, 403, 201, 403, 201],
+    ),
+    "organisation": (
+        "get",
+        "/api/v1/organisations/{org}/",
+        None,
+        [401, 403, 200, 200, 200, 200],
+    ),
+    "organisation edit": (
+        "patch",
+        "/api/v1/organisations/{org}/",
+        "rename",
+        [401, 403, 403, 200, 403, 200],
+    ),
+    "event types": ("get", "/api/v1/event-types/", None, [401, 403, 200, 200, 200, 200]),
+    "event type": ("get", "/api/v1/event-types/NoteAdded/", None, [401, 403, 200, 200, 200, 200]),
+}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "role", "status"),
+    [
+        (endpoint, role, status)
+        for endpoint, (*_, statuses) in DEAL_ENDPOINTS.items()
+        for role, status in zip(ROLES, statuses, strict=True)
+    ],
+)
+def test_deal_and_reference_endpoints_answer_each_role(client_as, endpoint, role, status):
+    org = make_organisation()
+    deal = open_deal(
+        title="A deal",
+        kind="other",
+        summary="",
+        parties=[{"organisation": str(org), "role": "partner"}],
+        occurred=OCCURRED,
+        source=SOURCE,
+        actor="setup",
+    ).stream_id
+    bodies = {
+        "opening": opening([org]),
+        "note": note_event("hello", 1),
+        "organisation": {"name": "New Co", "kind": "company", "country": "FR"},
+        "rename": {"name": "Renamed Co"},
+    }
+    method, path, body, _ = DEAL_ENDPOINTS[endpoint]
+    client = client_as(role)
+    response = getattr(client, method)(
+        path.format(deal=deal, org=org), bodies.get(body or ""), format="json"
+    )
+    assert response.status_code == status, response.content
+    if status in CODES:
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] == CODES[status]

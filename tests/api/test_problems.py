@@ -9,9 +9,17 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from tracker.api.parsers import MAX_STRING_LENGTH
 from tracker.eventstore.store import stream_version
 
-from .conftest import client_for, database_unreachable, make_user
+from .conftest import (
+    client_for,
+    database_unreachable,
+    make_organisation,
+    make_user,
+    note_event,
+    opening,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -104,8 +112,12 @@ class TestRequestErrors:
 
     def test_body_just_under_the_limit_is_read(self, editor):
         stream = uuid4()
-        text = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE - 200)
-        assert editor.post(APPEND, note(stream, 0, text), format="json").status_code == 201
+        # In pieces: one string is refused past MAX_STRING_LENGTH, whatever the body's size.
+        size = settings.DATA_UPLOAD_MAX_MEMORY_SIZE - 200
+        parts = ["x" * MAX_STRING_LENGTH] * (size // (MAX_STRING_LENGTH + 3))
+        body = {**note(stream, 0), "events": [{"type": "NoteAdded", "data": {"parts": parts}}]}
+        assert len(json.dumps(body)) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE - MAX_STRING_LENGTH
+        assert editor.post(APPEND, body, format="json").status_code == 201
 
     def test_form_body_is_415(self, editor):
         response = editor.post(APPEND, {"stream": "x"}, format="multipart")
@@ -167,3 +179,86 @@ class TestDatabaseDown:
             response = editor.get("/api/v1/events/")
         problem(response, 503, "unavailable")
         assert editor.get("/api/v1/events/").status_code == 200
+
+
+class TestEveryCodeOnTheDealEndpoints:
+    """API.md's table of codes, each earned by a request to a real endpoint of the contract."""
+
+    @pytest.fixture
+    def deal(self, editor) -> str:
+        org = make_organisation()
+        response = editor.post("/api/v1/deals/", opening([org]), format="json")
+        assert response.status_code == 201
+        return response.json()["id"]
+
+    def events(self, deal: str) -> str:
+        return f"/api/v1/deals/{deal}/events/"
+
+    def test_malformed_request(self, editor, deal):
+        not_json = editor.post(self.events(deal), b"{", content_type="application/json")
+        problem(not_json, 400, "malformed_request")
+        a_list = editor.post(self.events(deal), [note_event("x")], format="json")
+        problem(a_list, 400, "malformed_request")
+        problem(editor.get(f"/api/v1/deals/{deal}/state/?as_of=june"), 400, "malformed_request")
+
+    def test_not_authenticated(self):
+        problem(client_for(None).get("/api/v1/deals/"), 401, "not_authenticated")
+
+    def test_permission_denied(self, deal):
+        reader = client_for(make_user("rita", "reader"))
+        problem(
+            reader.post(self.events(deal), note_event("x"), format="json"), 403, "permission_denied"
+        )
+        problem(reader.get(f"/api/v1/deals/{deal}/timeline/"), 403, "permission_denied")
+
+    def test_not_found(self, editor):
+        problem(editor.get(f"/api/v1/deals/{uuid4()}/"), 404, "not_found")
+        problem(editor.get(f"/api/v1/organisations/{uuid4()}/"), 404, "not_found")
+        problem(editor.get("/api/v1/event-types/Nope/"), 404, "not_found")
+
+    def test_version_conflict(self, editor, deal):
+        assert editor.post(self.events(deal), note_event("a", 1), format="json").status_code == 201
+        body = problem(
+            editor.post(self.events(deal), note_event("b", 1), format="json"),
+            409,
+            "version_conflict",
+        )
+        assert body["current_version"] == 2
+
+    def test_payload_too_large(self, editor, deal):
+        body = note_event("x" * (2 * 1024 * 1024))
+        problem(editor.post(self.events(deal), body, format="json"), 413, "payload_too_large")
+        assert stream_version(deal) == 1
+
+    def test_invalid_event(self, editor, deal):
+        body = {**note_event("x"), "data": {"text": "x", "extra": 1}}
+        result = problem(editor.post(self.events(deal), body, format="json"), 422, "invalid_event")
+        assert [e["field"] for e in result["errors"]] == ["data.extra"]
+        unknown = {**note_event("x"), "type": "NoSuchEvent"}
+        result = problem(
+            editor.post(self.events(deal), unknown, format="json"), 422, "invalid_event"
+        )
+        assert [e["field"] for e in result["errors"]] == ["type"]
+
+    def test_idempotency_key_reused(self, editor, deal):
+        editor.post(self.events(deal), note_event("a"), format="json", HTTP_IDEMPOTENCY_KEY="k")
+        again = editor.post(
+            self.events(deal), note_event("b"), format="json", HTTP_IDEMPOTENCY_KEY="k"
+        )
+        problem(again, 422, "idempotency_key_reused")
+
+    def test_throttled(self, deal):
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "1/min"}
+        client = client_for(make_user(f"busy-{uuid4().hex[:8]}", "reader"))
+        with override_settings(
+            REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+        ):
+            assert client.get(f"/api/v1/deals/{deal}/").status_code == 200
+            response = client.get(f"/api/v1/deals/{deal}/")
+        problem(response, 429, "throttled")
+
+    def test_unavailable_and_nothing_written(self, editor, deal):
+        with database_unreachable():
+            response = editor.post(self.events(deal), note_event("a"), format="json")
+        problem(response, 503, "unavailable")
+        assert stream_version(deal) == 1

@@ -17,11 +17,50 @@ def schema():
 
 def test_every_endpoint_is_in_the_schema(schema):
     assert {
-        "/api/v1/events/",
-        "/api/v1/deals/{deal_id}/verify/",
-        "/api/v1/deals/{deal_id}/export/",
-        "/health/",
-    } <= set(schema["paths"])
+        "/api/v1/deals/": {"get", "post"},
+        "/api/v1/deals/{deal_id}/": {"get"},
+        "/api/v1/deals/{deal_id}/events/": {"get", "post"},
+        "/api/v1/deals/{deal_id}/state/": {"get"},
+        "/api/v1/deals/{deal_id}/timeline/": {"get"},
+        "/api/v1/deals/{deal_id}/verify/": {"get"},
+        "/api/v1/deals/{deal_id}/export/": {"get"},
+        "/api/v1/events/": {"get"},
+        "/api/v1/ledger/digest/": {"get"},
+        "/api/v1/organisations/": {"get", "post"},
+        "/api/v1/organisations/{organisation_id}/": {"get", "patch"},
+        "/api/v1/event-types/": {"get"},
+        "/api/v1/event-types/{name}/": {"get"},
+        "/health/": {"get"},
+    } == {path: set(item) - {"parameters"} for path, item in schema["paths"].items()}
+
+
+def test_list_filters_and_state_parameters_are_documented(schema):
+    def names(path: str) -> set[str]:
+        return {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
+
+    assert {"stage", "kind", "party", "country", "updated_after", "search", "cursor", "limit"} <= (
+        names("/api/v1/deals/")
+    )
+    assert {"as_of", "known_at"} <= names("/api/v1/deals/{deal_id}/state/")
+    assert {"min_version"} <= names("/api/v1/deals/{deal_id}/")
+    assert {"after_version", "limit"} <= names("/api/v1/deals/{deal_id}/events/")
+
+
+def test_event_data_is_the_catalogues_json_schema_one_of_by_type(schema):
+    from tracker.deals.events import EVENT_TYPES
+
+    components = schema["components"]["schemas"]
+    event = components["Event"]
+    assert event["discriminator"]["propertyName"] == "type"
+    assert set(event["discriminator"]["mapping"]) == set(EVENT_TYPES)
+    assert len(event["oneOf"]) == len(EVENT_TYPES)
+    jv = components["JointVentureFormedEvent"]
+    assert jv["properties"]["data"] == {"$ref": "#/components/schemas/JointVentureFormedData"}
+    data = components["JointVentureFormedData"]
+    assert {"venture", "shares", "headquarters_country"} <= set(data["required"])
+    assert data["properties"]["shares"]["items"] == {"$ref": "#/components/schemas/CatalogueShare"}
+    proposed = components["ProposedEventRequest"]
+    assert set(proposed["discriminator"]["mapping"]) == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +69,11 @@ def test_every_endpoint_is_in_the_schema(schema):
         ("/api/v1/events/", {"400", "401", "403", "429", "503"}),
         ("/api/v1/deals/{deal_id}/verify/", {"401", "403", "404", "429", "503"}),
         ("/api/v1/deals/{deal_id}/export/", {"401", "403", "404", "429", "503"}),
+        ("/api/v1/deals/", {"400", "401", "403", "429", "503"}),
+        ("/api/v1/deals/{deal_id}/", {"400", "404", "401", "403", "429", "503"}),
+        ("/api/v1/deals/{deal_id}/state/", {"400", "404", "401", "403", "429", "503"}),
+        ("/api/v1/deals/{deal_id}/timeline/", {"404", "401", "403", "429", "503"}),
+        ("/api/v1/event-types/{name}/", {"404", "401", "403", "429", "503"}),
     ],
 )
 def test_errors_are_documented_as_problem_details(schema, path, statuses):
@@ -42,6 +86,11 @@ def test_errors_are_documented_as_problem_details(schema, path, statuses):
         }
     problem = schema["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail", "code", "errors"} <= set(problem["required"])
+
+
+def test_append_documents_every_write_error(schema):
+    responses = schema["paths"]["/api/v1/deals/{deal_id}/events/"]["post"]["responses"]
+    assert {"201", "400", "401", "403", "404", "409", "413", "422", "429", "503"} <= set(responses)
 
 
 def test_swagger_ui_is_served():

@@ -50,8 +50,12 @@ def test_embedded_mode_projects_at_once_with_no_broker(tmp_path: Path):
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     result = subprocess.run(
-        [*manage, "shell", "-c", SCRIPT], cwd=ROOT, env=env, check=True,
-        capture_output=True, text=True,
+        [*manage, "shell", "-c", SCRIPT],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"after_open": "announced", "stage": "mou_signed", "version": 2}

@@ -20,8 +20,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connection, transaction
-from rest_framework.authtoken.models import Token
 
+from tracker.api.auth import issue_token
 from tracker.eventstore.digest import take_digest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,8 +45,10 @@ SNAPSHOTS = {
     "users": "SELECT u.username, u.password, g.name FROM auth_user u "
     "LEFT JOIN auth_user_groups ug ON ug.user_id = u.id LEFT JOIN auth_group g ON g.id = "
     "ug.group_id ORDER BY u.username, g.name",
-    "tokens": "SELECT t.key, u.username FROM authtoken_token t JOIN auth_user u ON u.id = "
-    "t.user_id ORDER BY t.key",
+    "tokens": (
+        "SELECT t.digest, t.token_key, t.expiry, u.username FROM knox_authtoken t "
+        "JOIN auth_user u ON u.id = t.user_id ORDER BY t.digest"
+    ),
 }
 
 
@@ -100,7 +102,7 @@ def test_backup_then_restore_into_a_fresh_database_gives_the_same_states(tmp_pat
     call_command("seed_demo")
     auditor = User.objects.create_user("auditor1", password="not-a-real-password")
     auditor.groups.add(Group.objects.get(name="auditor"))
-    Token.objects.create(user=auditor)
+    issue_token(auditor)
     take_digest()
     # As if backed up from a cluster whose transaction ids are far ahead of this one's: the
     # feed hides events of ids at or above the oldest running one, so restored as they are,

@@ -1,22 +1,81 @@
-"""Output shapes of the API (and, through drf-spectacular, of its OpenAPI schema)."""
+"""Input and output shapes of the API (and, through drf-spectacular, of its OpenAPI schema)."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from rest_framework import serializers
+
+from tracker.deals.events import DEAL_KINDS, STAGES
+from tracker.deals.models import Organisation
 
 
 def format_api_time(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds: `2025-07-02T09:14:03.120Z` (API.md)."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat, not strftime: "%Y" does not pad years before 1000 to four digits on glibc.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class ApiTimeField(serializers.DateTimeField):
     def to_representation(self, value: datetime) -> str:
         return format_api_time(value)
+
+
+# --- strict input -----------------------------------------------------------------------------
+# DRF turns a JSON number into text for a CharField and a string into a number for an
+# IntegerField, and ignores fields it does not know. Requests are refused instead: a client that
+# sends `"title": 0.1` or `"actor": "root"` learns at once that it is not what it meant.
+
+
+class TextField(serializers.CharField):
+    """A CharField that takes JSON strings only (a number is refused, not turned into text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class WholeNumberField(serializers.IntegerField):
+    """An IntegerField that takes JSON integers only (not `1.0`, `"1"` or `true`)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ClosedSerializer(serializers.Serializer):
+    """Refuses every field it does not declare, each named in the 422's `errors`.
+
+    So a client cannot set what the server sets (`actor`, `recorded_at`, `position`,
+    `version`, `event_id`, `hash`): sending one is an error, never silently dropped.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            known = ", ".join(name for name, field in self.fields.items() if not field.read_only)
+            unknown = {
+                str(key)[:100]: [f"unknown field (this object takes: {known})"]
+                for key in data
+                if key not in self.fields or self.fields[key].read_only
+            }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if unknown and isinstance(error.detail, Mapping):
+                raise serializers.ValidationError({**error.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -57,7 +116,7 @@ class ProblemSerializer(serializers.Serializer):
     )
 
 
-class OccurredSerializer(serializers.Serializer):
+class OccurredSerializer(ClosedSerializer):
     date = serializers.DateField()
     precision = serializers.ChoiceField(choices=["day", "month", "year"])
 
@@ -132,6 +191,37 @@ class VerificationSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_null=True)
 
 
+class LedgerDigestSerializer(serializers.Serializer):
+    """A ledger digest document (docs/export-format.md, "The digest document")."""
+
+    format = serializers.ChoiceField(choices=["deal-tracker-ledger-digest"])
+    format_version = serializers.IntegerField(min_value=1)
+    sequence = serializers.IntegerField(min_value=1, help_text="1, then +1 per digest, no gaps.")
+    taken_at = serializers.CharField(help_text="RFC 3339 UTC with microseconds.")
+    feed_cursor = serializers.CharField(
+        help_text="The feed's cursor at the digest: every event before it is covered."
+    )
+    streams = serializers.IntegerField(min_value=0, help_text="Streams covered.")
+    events = serializers.IntegerField(min_value=0, help_text="Events covered, over all streams.")
+    heads_root = serializers.CharField(
+        min_length=64,
+        max_length=64,
+        help_text="sha256 over `<stream> <version> <head hash>` lines sorted by stream.",
+    )
+    prev_digest = serializers.CharField(
+        min_length=64, max_length=64, help_text="The previous digest; 64 zeros for the first."
+    )
+    digest = serializers.CharField(
+        min_length=64,
+        max_length=64,
+        help_text="sha256 over `prev_digest` and the canonical JSON of the fields above.",
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # The document as the event store wrote it: its fields are hashed, so none is re-formatted.
+        return dict(instance)
+
+
 HEALTH_STATES = ["ok", "unavailable"]
 
 
@@ -142,3 +232,272 @@ class HealthSerializer(serializers.Serializer):
     projection_lag = serializers.IntegerField(
         allow_null=True, help_text="Events recorded but not yet projected; null if unknown."
     )
+
+
+# --- deals: the state (read model or replay), as deals.reducer.deal_to_json writes it ---------
+# These serializers describe the shape for the OpenAPI schema; the views render the stored JSON
+# as it is, so no field is re-formatted on the way out.
+
+
+class MoneySerializer(serializers.Serializer):
+    amount = serializers.RegexField(r"^[+-]?[0-9]+(\.[0-9]+)?$", help_text="Decimal string.")
+    currency = serializers.RegexField(r"^[A-Z]{3}$", help_text="ISO 4217 code.")
+
+
+class PartySerializer(ClosedSerializer):
+    organisation = serializers.UUIDField()
+    role = TextField()
+
+
+class MouSerializer(serializers.Serializer):
+    parties = serializers.ListField(child=serializers.UUIDField())
+    scope = serializers.CharField(allow_blank=True)
+
+
+class HoldingSerializer(serializers.Serializer):
+    organisation = serializers.UUIDField()
+    percent = serializers.CharField(help_text="Decimal string; the shares sum to 100.")
+
+
+class JointVentureSerializer(serializers.Serializer):
+    venture = serializers.UUIDField()
+    shares = HoldingSerializer(many=True)
+    headquarters_country = serializers.CharField()
+    scope = serializers.CharField(allow_blank=True)
+
+
+class ContractSerializer(serializers.Serializer):
+    buyer = serializers.UUIDField()
+    supplier = serializers.UUIDField()
+    item = serializers.CharField()
+    quantity = serializers.IntegerField(allow_null=True)
+    value = MoneySerializer()
+
+
+class EarmarkSerializer(serializers.Serializer):
+    purpose = serializers.CharField()
+    amount = MoneySerializer()
+
+
+class BudgetSerializer(serializers.Serializer):
+    authority = serializers.UUIDField()
+    purpose = serializers.CharField()
+    amount = MoneySerializer()
+    earmarks = EarmarkSerializer(many=True)
+
+
+class SupportSerializer(serializers.Serializer):
+    provider = serializers.UUIDField()
+    recipient = serializers.UUIDField()
+    programme = serializers.CharField()
+    scope = serializers.CharField(allow_blank=True)
+
+
+class QuoteSerializer(serializers.Serializer):
+    speaker = serializers.CharField()
+    speaker_role = serializers.CharField(allow_blank=True)
+    organisation = serializers.UUIDField(allow_null=True)
+    text = serializers.CharField()
+
+
+class NoteSerializer(serializers.Serializer):
+    text = serializers.CharField()
+
+
+class DealSerializer(serializers.Serializer):
+    """A deal's state (API.md): the projection's JSON, or a replay rendered the same way."""
+
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    kind = serializers.ChoiceField(choices=list(DEAL_KINDS))
+    stage = serializers.ChoiceField(choices=list(STAGES))
+    summary = serializers.CharField(allow_blank=True)
+    parties = PartySerializer(many=True)
+    mou = MouSerializer(allow_null=True)
+    joint_venture = JointVentureSerializer(allow_null=True)
+    contracts = ContractSerializer(many=True)
+    budgets = BudgetSerializer(many=True)
+    support = SupportSerializer(many=True)
+    quotes = QuoteSerializer(many=True)
+    notes = NoteSerializer(many=True)
+    uncertain = serializers.BooleanField()
+    version = serializers.IntegerField(min_value=1, help_text="Last event applied.")
+    opened_on = OccurredSerializer(help_text="The `occurred` of `DealOpened`.")
+    updated_at = serializers.DateTimeField(help_text="Ledger time of the last event applied.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return instance
+
+
+# --- deals: requests -------------------------------------------------------------------------
+
+
+class SourceInputSerializer(ClosedSerializer):
+    title = TextField(max_length=2000)
+    publisher = TextField(
+        max_length=300, required=False, help_text='"unknown" when not known; never empty.'
+    )
+    url = TextField(max_length=2000, required=False, allow_null=True)
+    published_on = serializers.DateField(required=False, allow_null=True)
+
+
+class OpenDealSerializer(ClosedSerializer):
+    """`POST /deals/`: a DealOpened event's fields. The service checks the data in depth."""
+
+    title = TextField(max_length=300)
+    kind = serializers.ChoiceField(choices=list(DEAL_KINDS))
+    summary = TextField(max_length=10000, required=False, allow_blank=True, default="")
+    parties = PartySerializer(many=True, allow_empty=False)
+    occurred = OccurredSerializer()
+    source = SourceInputSerializer()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The service validates the event with the catalogue, from the JSON as sent.
+        body = self.initial_data
+        return {
+            "title": attrs["title"],
+            "kind": attrs["kind"],
+            "summary": attrs["summary"],
+            "parties": body["parties"],
+            "occurred": body["occurred"],
+            "source": body["source"],
+        }
+
+
+EXPECTED_VERSION_HELP = "The version the client last saw (0 for a new stream)."
+MAX_VERSION = 2**31 - 1
+
+
+class ProposedEventSerializer(ClosedSerializer):
+    """One event to append. `data`, `occurred` and `source` are checked by the service."""
+
+    type = TextField(max_length=100, help_text="An event type of /event-types/.")
+    data = serializers.DictField(help_text="The event's data; its shape depends on `type`.")
+    occurred = OccurredSerializer(help_text="When it happened, to the precision known.")
+    source = SourceInputSerializer(help_text="Where it was reported.")
+
+
+class AppendOneSerializer(ProposedEventSerializer):
+    expected_version = WholeNumberField(
+        min_value=0, max_value=MAX_VERSION, help_text=EXPECTED_VERSION_HELP
+    )
+
+
+class AppendManySerializer(ClosedSerializer):
+    expected_version = WholeNumberField(
+        min_value=0, max_value=MAX_VERSION, help_text=EXPECTED_VERSION_HELP
+    )
+    events = ProposedEventSerializer(many=True, allow_empty=False, max_length=1000)
+
+
+class AppendedSerializer(serializers.Serializer):
+    events = EventSerializer(many=True)
+    version = serializers.IntegerField(help_text="The deal's version after the append.")
+
+
+class DealQuerySerializer(serializers.Serializer):
+    min_version = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_VERSION,
+        help_text=(
+            "Read-your-writes: when the projection is behind this version, the state is "
+            "replayed from the stream."
+        ),
+    )
+
+
+class StreamQuerySerializer(serializers.Serializer):
+    after_version = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=MAX_VERSION
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        default=100,
+        min_value=1,
+        max_value=MAX_VERSION,
+        help_text="Events per page, at most 1000 (larger values are read as 1000).",
+    )
+
+
+class StreamPageSerializer(serializers.Serializer):
+    results = EventSerializer(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null at the end.")
+
+
+class StateQuerySerializer(serializers.Serializer):
+    as_of = serializers.DateField(
+        required=False, help_text="Business date T: facts whose period starts on or before it."
+    )
+    known_at = serializers.DateTimeField(
+        required=False,
+        help_text="Ledger time K (RFC 3339; without an offset, UTC): what was recorded by then. "
+        "Needs the auditor role.",
+    )
+
+
+class ReplayedStateSerializer(serializers.Serializer):
+    deal = serializers.UUIDField()
+    as_of = serializers.DateField(allow_null=True)
+    known_at = serializers.DateTimeField(allow_null=True)
+    version = serializers.IntegerField(help_text="Last event applied; 0 with no state.")
+    uncertain = serializers.BooleanField()
+    state = DealSerializer(allow_null=True, help_text="null where the deal had not opened.")
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    event = EventSerializer()
+    state = DealSerializer(allow_null=True, help_text="The current state just after the event.")
+    changed = serializers.ListField(
+        child=serializers.CharField(), help_text="State fields the event changed."
+    )
+
+
+class TimelineSerializer(serializers.Serializer):
+    deal = serializers.UUIDField()
+    version = serializers.IntegerField()
+    entries = TimelineEntrySerializer(many=True)
+
+
+# --- reference data --------------------------------------------------------------------------
+
+
+class EventTypeSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    schema_version = serializers.IntegerField(min_value=1)
+    schema = serializers.DictField(help_text="JSON Schema (draft 2020-12) of the event's `data`.")
+
+
+class EventTypeListSerializer(serializers.Serializer):
+    results = EventTypeSerializer(many=True)
+
+
+class OrganisationSerializer(ClosedSerializer, serializers.ModelSerializer):
+    """An organisation (API.md). `country` is checked against ISO 3166-1 alpha-2 by the model."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: TextField,
+    }
+
+    parent = serializers.PrimaryKeyRelatedField(
+        queryset=Organisation.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="The id of the organisation that owns or contains this one, or null.",
+    )
+
+    class Meta:
+        model = Organisation
+        fields = ["id", "name", "short_name", "kind", "country", "parent"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The model's own rules (no organisation its own ancestor), as the admin applies them.
+        candidate = copy.copy(self.instance) if self.instance is not None else Organisation()
+        for name, value in attrs.items():
+            setattr(candidate, name, value)
+        try:
+            candidate.clean()
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict) from None
+        return attrs

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import deal_views, reference_views, views
 
 app_name = "api"
 
 urlpatterns = [
-    path("events/", views.EventFeedView.as_view(), name="event-feed"),
+    path("deals/", deal_views.DealListView.as_view(), name="deal-list"),
+    path("deals/<uuid:deal_id>/", deal_views.DealDetailView.as_view(), name="deal-detail"),
+    path("deals/<uuid:deal_id>/events/", deal_views.DealEventsView.as_view(), name="deal-events"),
+    path("deals/<uuid:deal_id>/state/", deal_views.DealStateView.as_view(), name="deal-state"),
+    path(
+        "deals/<uuid:deal_id>/timeline/",
+        deal_views.DealTimelineView.as_view(),
+        name="deal-timeline",
+    ),
     path("deals/<uuid:deal_id>/verify/", views.VerifyView.as_view(), name="deal-verify"),
     path("deals/<uuid:deal_id>/export/", views.ExportView.as_view(), name="deal-export"),
+    path("events/", views.EventFeedView.as_view(), name="event-feed"),
+    path("ledger/digest/", views.LedgerDigestView.as_view(), name="ledger-digest"),
+    path(
+        "organisations/",
+        reference_views.OrganisationListView.as_view(),
+        name="organisation-list",
+    ),
+    path(
+        "organisations/<uuid:organisation_id>/",
+        reference_views.OrganisationDetailView.as_view(),
+        name="organisation-detail",
+    ),
+    path("event-types/", reference_views.EventTypeListView.as_view(), name="event-type-list"),
+    path(
+        "event-types/<str:name>/",
+        reference_views.EventTypeDetailView.as_view(),
+        name="event-type-detail",
+    ),
 ]

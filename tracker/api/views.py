@@ -1,4 +1,4 @@
-"""Endpoints that need only the event store: the global feed, verify, export, and health."""
+"""Endpoints that need only the event store: the feed, verify, export, the ledger digest, health."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.db import DatabaseError, connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -18,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tracker.eventstore.digest import digest_document, latest_digest, take_digest
 from tracker.eventstore.store import read_all, verify_stream
 
 from .export import export_lines, stream_head
@@ -30,6 +32,7 @@ from .serializers import (
     FeedPageSerializer,
     FeedQuerySerializer,
     HealthSerializer,
+    LedgerDigestSerializer,
     VerificationSerializer,
 )
 
@@ -114,6 +117,30 @@ class ExportView(APIView):
         return response
 
 
+class LedgerDigestView(APIView):
+    permission_classes = [CanAudit]
+
+    @extend_schema(
+        operation_id="ledger_digest",
+        summary="The latest ledger digest, for an auditor to keep",
+        description=(
+            "A commitment to the head hash of every stream at one point of the feed "
+            "(`feed_cursor`), chained to the digest before it through `prev_digest`. Digests "
+            "are taken on a schedule; when none has been taken yet, one is taken first. Save "
+            "the document outside this system: `tools/verify_export.py --ledger EXPORT "
+            "--digest SAVED` later proves that no event it covers was rewritten, even with "
+            "every hash recomputed. The format and the hash are in docs/export-format.md."
+        ),
+        responses={200: LedgerDigestSerializer, **problem_responses(*AUTHENTICATED)},
+    )
+    def get(self, request: Request) -> Response:
+        # GET stays safe to repeat: it adds a digest only to a ledger that has none, which
+        # the scheduled task would do anyway. Two first requests at once may both take one;
+        # the chain stays whole (takers queue on a lock) and the latest is returned.
+        digest = latest_digest() or take_digest()
+        return Response(LedgerDigestSerializer(digest_document(digest)).data)
+
+
 class HealthView(APIView):
     """Liveness for load balancers and operators: no credentials, no rate limit."""
 
@@ -186,3 +213,21 @@ def _projection_lag() -> int | None:
     except DatabaseError:
         logger.warning("Health check: projection lag unavailable", exc_info=True)
         return None
+
+
+class DocsView(SpectacularSwaggerView):
+    """Swagger UI with the same Cross-Origin-Opener-Policy as every other page.
+
+    drf-spectacular relaxes it to `unsafe-none` so that Swagger UI's OAuth2 pop-up can talk
+    back to it; this API has no OAuth2, so the page keeps the project's policy.
+    """
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().get(request, *args, **kwargs)
+        policy = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+        if policy:
+            response["Cross-Origin-Opener-Policy"] = policy
+        else:
+            del response["Cross-Origin-Opener-Policy"]
+        return response

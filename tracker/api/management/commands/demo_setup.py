@@ -1,7 +1,9 @@
 """`manage.py demo_setup`: the demo data, one user per role, and where to look.
 
-Safe to run again: the data and users are found, not duplicated, and tokens stay the same.
-The passwords are printed on purpose: this is for the embedded demo on 127.0.0.1 only.
+Safe to run again: the data and users are found, not duplicated. Tokens are stored hashed, so
+they cannot be shown again: each run issues every demo user a new token and revokes the ones
+printed before. The passwords are printed on purpose: this is for the embedded demo on
+127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
+from tracker.api.auth import issue_token
 from tracker.api.roles import Role, ensure_role_groups
 from tracker.deals.management.commands.seed_demo import deal_id
 
@@ -80,5 +82,5 @@ class Command(BaseCommand):
             user.save()
             if role is not None:
                 user.groups.add(Group.objects.get(name=role.value))
-            tokens[name] = Token.objects.get_or_create(user=user)[0].key
+            tokens[name] = issue_token(user, revoke_others=True)
         return tokens

@@ -1,0 +1,281 @@
+"""Throughput and latency of the REST API under gunicorn, beside a plain Django view.
+
+Figures (JSON on stdout and in bench/results/api.json), one per endpoint:
+
+- `get_deals_list`: `GET /api/v1/deals/` (a page of 50 from the projection);
+- `get_deal`: `GET /api/v1/deals/{id}/` (one projection row);
+- `get_deal_state`: `GET /api/v1/deals/{id}/state/?as_of=2025-06-15` (a replay of the stream);
+- `post_deal_event`: `POST /api/v1/deals/{id}/events/` (one NoteAdded, each client on its
+  own deal, with the version its previous append returned);
+
+each against the baseline: `GET /bench/baseline/`, a plain Django view returning a fixed JSON
+body (no authentication, no database) under the same gunicorn, same middleware, same clients.
+
+The server is gunicorn (sync workers, WORKERS of them) on a free 127.0.0.1 port with
+`bench.settings`; CLIENTS threads send requests over loopback with `http.client`, one
+connection per request as sync workers close them. Each measurement runs for SECONDS, ROUNDS
+times, the endpoints and the baseline taking turns so that drift on a noisy machine hits them
+alike; a figure quotes the median rate and latency over the rounds and the median of the
+per-round ratios.
+
+Run: `SERVICES_MODE=--durable scripts/with-services.sh .venv/bin/python -m bench.api`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import emit, figure, latency_ms, log, machine, median, setup_django
+
+ROUNDS = 3
+SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
+WARMUP_SECONDS = 1.0
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))
+EXTRA_DEALS = 200
+ROOT = Path(__file__).resolve().parents[1]
+
+Request = Callable[[int], tuple[str, str, bytes | None]]
+"""(method, path, body) for the given client number."""
+
+
+def main() -> None:
+    # Rates are what is measured here, not the throttle; the access log would be timed too.
+    os.environ["API_THROTTLE_USER"] = os.environ["API_THROTTLE_ANON"] = "100000000/min"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    setup_django()
+    token, deals = _prepare()
+    port = _free_port()
+    server = _start_server(port)
+    try:
+        figures = _measure(port, token, deals)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    emit("api", figures)
+
+
+def _prepare() -> tuple[str, list[str]]:
+    """The demo data, EXTRA_DEALS more deals, all projected; an editor's token; bench deals."""
+    from django.core.management import call_command
+
+    from tracker.api.management.commands.create_api_user import Command as CreateUser
+    from tracker.deals.management.commands.seed_demo import org_id, seed
+    from tracker.deals.services import open_deal
+    from tracker.projections.models import DealState
+    from tracker.projections.projector import deals_behind, project_deal
+
+    seed()
+    parties = [{"organisation": str(org_id(slug)), "role": "partner"} for slug in ("bae", "tusas")]
+    occurred = {"date": "2025-01-01", "precision": "year"}
+    source = {"title": "bench", "publisher": "unknown"}
+    if DealState.objects.count() < EXTRA_DEALS:
+        for n in range(EXTRA_DEALS):
+            open_deal(
+                title=f"Bench deal {n}",
+                kind="other",
+                summary="",
+                parties=parties,
+                occurred=occurred,
+                source=source,
+                actor="bench",
+            )
+    writers = []
+    for _ in range(CLIENTS):
+        appended = open_deal(
+            title="Bench writer",
+            kind="other",
+            summary="",
+            parties=parties,
+            occurred=occurred,
+            source=source,
+            actor="bench",
+        )
+        writers.append(str(appended.stream_id))
+    for deal_id in deals_behind(limit=100_000):
+        project_deal(deal_id)
+    out = _Capture()
+    call_command(CreateUser(stdout=out, stderr=_Capture()), "bench-editor", role="editor")
+    return out.text.strip(), writers
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, value: str) -> None:
+        self.text += value
+
+    def flush(self) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [
+            str(gunicorn),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(WORKERS),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            status, _ = _send(port, "GET", "/bench/baseline/", None, {})
+            if status == 200:
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def _send(
+    port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _run(port: int, token: str | None, request: Request, seconds: float) -> dict[str, Any]:
+    """CLIENTS threads sending `request` until `seconds` pass: rate and latencies."""
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(CLIENTS + 1)
+    stop_at = [0.0]
+
+    def client(number: int) -> None:
+        mine: list[float] = []
+        barrier.wait()
+        while time.perf_counter() < stop_at[0]:
+            method, path, body = request(number)
+            started = time.perf_counter()
+            status, content = _send(port, method, path, body, headers)
+            mine.append(time.perf_counter() - started)
+            if status >= 300:
+                errors.append(f"{method} {path}: {status} {content[:200]!r}")
+                break
+            if method == "POST":
+                _VERSIONS[number] = json.loads(content)["version"]
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.perf_counter() + seconds
+    started = time.perf_counter()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"request failed: {errors[0]}")
+    return {"rate": len(latencies) / elapsed, "latencies": latencies}
+
+
+_VERSIONS: dict[int, int] = {}
+
+
+def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
+    from tracker.deals.management.commands.seed_demo import deal_id
+
+    deal = str(deal_id(2))
+    for number in range(CLIENTS):
+        _VERSIONS[number] = 1
+
+    def note(number: int) -> tuple[str, str, bytes]:
+        body = {
+            "type": "NoteAdded",
+            "data": {"text": f"bench note {uuid.uuid4()}"},
+            "occurred": {"date": "2025-06-01", "precision": "month"},
+            "source": {"title": "bench", "publisher": "unknown"},
+            "expected_version": _VERSIONS[number],
+        }
+        return "POST", f"/api/v1/deals/{writers[number]}/events/", json.dumps(body).encode()
+
+    endpoints: dict[str, Request] = {
+        "get_deals_list": lambda n: ("GET", "/api/v1/deals/", None),
+        "get_deal": lambda n: ("GET", f"/api/v1/deals/{deal}/", None),
+        "get_deal_state": lambda n: ("GET", f"/api/v1/deals/{deal}/state/?as_of=2025-06-15", None),
+        "post_deal_event": note,
+    }
+    baseline: Request = lambda n: ("GET", "/bench/baseline/", None)  # noqa: E731
+    rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+        name: [] for name in endpoints
+    }
+    _run(port, token, endpoints["get_deal"], WARMUP_SECONDS)
+    _run(port, None, baseline, WARMUP_SECONDS)
+    for round_number in range(ROUNDS):
+        for name, request in endpoints.items():
+            ours = _run(port, token, request, SECONDS)
+            theirs = _run(port, None, baseline, SECONDS)
+            rounds[name].append((ours, theirs))
+            log(
+                f"round {round_number + 1}/{ROUNDS} {name}: {ours['rate']:.0f} req/s, "
+                f"baseline {theirs['rate']:.0f} req/s"
+            )
+    figures = []
+    for name, measured in rounds.items():
+        ours_latency = [latency_ms(ours["latencies"]) for ours, _ in measured]
+        base_latency = [latency_ms(theirs["latencies"]) for _, theirs in measured]
+        figures.append(
+            figure(
+                name,
+                clients=CLIENTS,
+                events_per_s=median(ours["rate"] for ours, _ in measured),
+                p50_ms=median(item["p50_ms"] for item in ours_latency),
+                p99_ms=median(item["p99_ms"] for item in ours_latency),
+                baseline_events_per_s=median(theirs["rate"] for _, theirs in measured),
+                ratio=median(ours["rate"] / theirs["rate"] for ours, theirs in measured),
+                unit="requests",
+                baseline_p50_ms=median(item["p50_ms"] for item in base_latency),
+                baseline_p99_ms=median(item["p99_ms"] for item in base_latency),
+                baseline="plain Django view, fixed JSON body, same gunicorn",
+                workers=WORKERS,
+                seconds=SECONDS,
+                rounds=ROUNDS,
+                machine=machine(),
+            )
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    main()

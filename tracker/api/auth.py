@@ -1,0 +1,81 @@
+"""API tokens, stored hashed (django-rest-knox), and the helpers that issue them.
+
+The database holds a token's SHA-512 digest and its first 15 characters (the lookup key, 60 of
+its 256 random bits), never the token: someone who reads the table, a backup or a log of its
+SQL cannot use what they read. A token is shown once, when issued.
+
+Expiry is `REST_KNOX["TOKEN_TTL"]` from settings (None: no expiry); an expired token is refused
+as an invalid one and deleted.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from hmac import compare_digest
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.crypto import hash_token
+from knox.models import AuthToken
+from knox.settings import CONSTANTS, knox_settings
+from rest_framework import exceptions
+
+# What `issue_token` makes: 64 lowercase hex characters (knox's default, with no prefix).
+_TOKEN = re.compile(r"[0-9a-f]{64}")
+
+
+class TokenAuthentication(KnoxTokenAuthentication):
+    """`Authorization: Token <key>` against knox's hashed tokens.
+
+    Unlike knox's own class, a key that cannot be one of ours (not 64 hex characters, bytes
+    that are not UTF-8, NUL) is refused before the database is asked, so a hostile header is a
+    401, never a 500; and only the presented token's expiry is checked, not every token of
+    its user on every request.
+    """
+
+    def authenticate_credentials(self, token: bytes) -> tuple[AbstractBaseUser, AuthToken]:
+        invalid = exceptions.AuthenticationFailed("Invalid token.")
+        try:
+            key = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise invalid from None
+        if not _TOKEN.fullmatch(key):
+            raise invalid
+        try:
+            digest = hash_token(key)
+        except (TypeError, binascii.Error):
+            raise invalid from None
+        candidates = AuthToken.objects.filter(
+            token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH]
+        ).select_related("user")
+        for auth_token in candidates:
+            if not compare_digest(digest, auth_token.digest):
+                continue
+            if auth_token.expiry is not None and auth_token.expiry < timezone.now():
+                auth_token.delete()
+                raise exceptions.AuthenticationFailed("Token expired.")
+            return self.validate_user(auth_token)
+        raise invalid
+
+
+def issue_token(user: AbstractBaseUser, *, revoke_others: bool = False) -> str:
+    """A new token for `user` with the configured expiry, returned once and stored hashed.
+
+    With `revoke_others`, the user's earlier tokens stop working in the same transaction.
+    """
+    with transaction.atomic():
+        if revoke_others:
+            AuthToken.objects.filter(user=user).delete()
+        _, token = AuthToken.objects.create(user=user, expiry=knox_settings.TOKEN_TTL)
+    return token
+
+
+def describe_expiry() -> str:
+    ttl: Any = knox_settings.TOKEN_TTL
+    if ttl is None:
+        return "does not expire"
+    return f"expires in {ttl.days} days" if ttl.days else f"expires in {ttl}"

@@ -1,0 +1,330 @@
+"""Deals: the list and detail from the projection, the stream, appends, replay and timeline.
+
+Each view parses the request with an input serializer, authorises, calls one service or reads
+one read model, and renders. Domain errors (`InvalidEvent`, `DealNotFound`, `VersionConflict`,
+`IdempotencyKeyReused`) reach the problem handler unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from rest_framework import generics
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tracker.deals import replay
+from tracker.deals.errors import DealNotFound, FieldError, InvalidEvent
+from tracker.deals.reducer import Deal, deal_to_json
+from tracker.deals.services import ProposedEvent, open_deal, record_event, record_events
+from tracker.eventstore.store import read_stream, stream_version
+from tracker.projections.models import DealState
+
+from .filters import DealFilter, ProblemFilterBackend
+from .idempotency import HEADER, idempotency_key
+from .pagination import DealPagination
+from .permissions import CanAudit, CanEdit, CanRead
+from .problems import MalformedRequest
+from .roles import Role, has_role
+from .schema import AUTHENTICATED, problem_responses
+from .serializers import (
+    AppendedSerializer,
+    AppendManySerializer,
+    AppendOneSerializer,
+    DealQuerySerializer,
+    DealSerializer,
+    EventSerializer,
+    OpenDealSerializer,
+    ReplayedStateSerializer,
+    StateQuerySerializer,
+    StreamPageSerializer,
+    StreamQuerySerializer,
+    TimelineSerializer,
+    format_api_time,
+)
+
+STREAM_MAX_LIMIT = 1000
+WRITE_ERRORS = (400, *AUTHENTICATED, 413, 422)
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    description=(
+        "Up to 255 characters. The same key with the same body returns the first response "
+        "again (nothing is appended twice); with another body it is 422 "
+        "`idempotency_key_reused`. Keys are scoped to the user."
+    ),
+)
+
+
+def parse_query(serializer_class: type, request: Request) -> dict[str, Any]:
+    """Validated query parameters; 400 `malformed_request` naming each bad one."""
+    query = serializer_class(data=request.query_params)
+    if not query.is_valid():
+        raise MalformedRequest.from_serializer_errors("Invalid query parameters.", query.errors)
+    return dict(query.validated_data)
+
+
+def parse_body(serializer_class: type, request: Request) -> dict[str, Any]:
+    """The body checked for shape (422 `invalid_event` per field; 400 if not an object)."""
+    if not isinstance(request.data, Mapping):
+        raise MalformedRequest("The request body must be a JSON object.")
+    body = serializer_class(data=request.data)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
+
+
+def deal_json(deal: Deal | None) -> dict[str, Any] | None:
+    return None if deal is None else deal_to_json(deal)
+
+
+def _proposed(raw: Mapping[str, Any]) -> ProposedEvent:
+    # The catalogue parses the JSON as sent: the serializer only checked its shape.
+    return ProposedEvent(raw["type"], raw["data"], raw["occurred"], raw["source"])
+
+
+def _require_deal(deal_id: UUID) -> int:
+    version = stream_version(deal_id)
+    if version == 0:
+        raise DealNotFound(deal_id)
+    return version
+
+
+class DealListView(generics.ListAPIView):
+    permission_classes = [CanEdit]
+    queryset = DealState.objects.filter(state__isnull=False).only("deal_id", "updated_at", "state")
+    filter_backends = [ProblemFilterBackend]
+    filterset_class = DealFilter
+    pagination_class = DealPagination
+    serializer_class = DealSerializer
+
+    @extend_schema(
+        operation_id="deals_list",
+        summary="Current state of deals, from the projection",
+        description=(
+            "The newest first (by `updated_at`, then id), in pages linked by `next` and "
+            "`previous`. A filter value that cannot be meant (`party=not-a-uuid`, "
+            "`kind=unknown`, `updated_after=yesterday`) is 400 `malformed_request`; a "
+            "well-formed one that matches nothing gives an empty page."
+        ),
+        responses={200: DealSerializer(many=True), **problem_responses(400, *AUTHENTICATED)},
+    )
+    def get(self, request: Request) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        assert page is not None
+        return self.get_paginated_response([row.state for row in page])
+
+    @extend_schema(
+        operation_id="deals_open",
+        summary="Open a deal",
+        description=(
+            "The body is a `DealOpened` event's fields. 201 with the deal's state (replayed, "
+            "so it does not wait for the projection) and its `Location`. A retry with the same "
+            "`Idempotency-Key` and body returns the same deal and opens no other."
+        ),
+        request=OpenDealSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: DealSerializer, **problem_responses(*WRITE_ERRORS)},
+    )
+    def post(self, request: Request) -> Response:
+        body = parse_body(OpenDealSerializer, request)
+        key = idempotency_key(request)
+        try:
+            appended = open_deal(**body, actor=request.user.username, idempotency_key=key)
+        except InvalidEvent as invalid:
+            raise _as_top_level(invalid) from None
+        # The state right after the opening: the same body when a retry is answered.
+        state = replay.replay_events(appended.events, deal_id=appended.stream_id).state
+        location = request.build_absolute_uri(f"{request.path}{appended.stream_id}/")
+        return Response(deal_json(state), status=201, headers={"Location": location})
+
+
+def _as_top_level(invalid: InvalidEvent) -> InvalidEvent:
+    """Errors of `data.title` as `title`: the body of POST /deals/ is the data's fields."""
+    return InvalidEvent(
+        FieldError(e.field.removeprefix("data."), e.message) for e in invalid.errors
+    )
+
+
+class DealDetailView(APIView):
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        operation_id="deals_retrieve",
+        summary="A deal's current state",
+        description=(
+            "From the projection. With `min_version`, when the projection is behind that "
+            "version (or has no row yet) the state is replayed from the stream instead, so a "
+            "client reads its own writes."
+        ),
+        parameters=[DealQuerySerializer],
+        responses={200: DealSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
+    )
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        min_version = parse_query(DealQuerySerializer, request).get("min_version", 0)
+        row = (
+            DealState.objects.filter(deal_id=deal_id, state__isnull=False)
+            .values_list("version", "state")
+            .first()
+        )
+        if row is not None and row[0] >= min_version:
+            return Response(row[1])
+        replayed = replay.state(deal_id)
+        if replayed.state is None:
+            raise DealNotFound(deal_id)
+        return Response(deal_to_json(replayed.state))
+
+
+class DealEventsView(APIView):
+    permission_classes = [CanEdit]
+
+    @extend_schema(
+        operation_id="deals_events_list",
+        summary="A deal's stream, in version order",
+        description=(
+            "Events with version above `after_version`, `limit` at a time (at most 1000); "
+            "`next` links the following page."
+        ),
+        parameters=[StreamQuerySerializer],
+        responses={200: StreamPageSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
+    )
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        query = parse_query(StreamQuerySerializer, request)
+        _require_deal(deal_id)
+        limit = min(query["limit"], STREAM_MAX_LIMIT)
+        events = read_stream(deal_id, query["after_version"], limit=limit)
+        next_url = None
+        if len(events) == limit:
+            params = urlencode({"after_version": events[-1].version, "limit": limit})
+            next_url = request.build_absolute_uri(f"{request.path}?{params}")
+        return Response({"results": EventSerializer(events, many=True).data, "next": next_url})
+
+    @extend_schema(
+        operation_id="deals_events_append",
+        summary="Append one event, or several atomically",
+        description=(
+            "One event (`type`, `data`, `occurred`, `source`, `expected_version`) or several "
+            '(`{"expected_version": n, "events": [...]}`), all or none. `expected_version` '
+            "is required (422 `invalid_event` naming it when missing); when the deal has moved "
+            "on it is 409 `version_conflict` with `current_version`."
+        ),
+        request=PolymorphicProxySerializer(
+            component_name="AppendRequest",
+            serializers=[AppendOneSerializer, AppendManySerializer],
+            resource_type_field_name=None,
+        ),
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            201: AppendedSerializer,
+            **problem_responses(400, 404, 409, 413, 422, *AUTHENTICATED),
+        },
+    )
+    def post(self, request: Request, deal_id: UUID) -> Response:
+        if isinstance(request.data, Mapping) and "events" in request.data:
+            body = parse_body(AppendManySerializer, request)
+            appended = record_events(
+                deal_id=deal_id,
+                events=[_proposed(raw) for raw in request.data["events"]],
+                expected_version=body["expected_version"],
+                actor=request.user.username,
+                idempotency_key=idempotency_key(request),
+            )
+        else:
+            body = parse_body(AppendOneSerializer, request)
+            appended = record_event(
+                deal_id=deal_id,
+                event_type=body["type"],
+                data=request.data["data"],
+                occurred=request.data["occurred"],
+                source=request.data["source"],
+                expected_version=body["expected_version"],
+                actor=request.user.username,
+                idempotency_key=idempotency_key(request),
+            )
+        return Response(
+            {
+                "events": EventSerializer(appended.events, many=True).data,
+                "version": appended.version,
+            },
+            status=201,
+        )
+
+
+class DealStateView(APIView):
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        operation_id="deals_state",
+        summary="A deal's state replayed: as of a date, as known at a time",
+        description=(
+            "DOMAIN.md's rule: the events recorded by `known_at`, with their retractions and "
+            "corrections, whose period starts on or before `as_of`. `state` is null where the "
+            "deal had not opened. `known_at` is inclusive to the millisecond (the precision of "
+            "`recorded_at`). Readers may use `as_of`; `known_at` needs the auditor role "
+            "(403 otherwise)."
+        ),
+        parameters=[StateQuerySerializer],
+        responses={200: ReplayedStateSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
+    )
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        query = parse_query(StateQuerySerializer, request)
+        known_at = query.get("known_at")
+        if known_at is not None and not has_role(request.user, Role.AUDITOR):
+            raise PermissionDenied("`known_at` needs the auditor role.")
+        replayed = replay.state(deal_id, as_of=query.get("as_of"), known_at=_inclusive(known_at))
+        return Response(
+            {
+                "deal": str(deal_id),
+                "as_of": replayed.as_of.isoformat() if replayed.as_of else None,
+                "known_at": format_api_time(known_at) if known_at else None,
+                "version": replayed.version,
+                "uncertain": replayed.uncertain,
+                "state": deal_json(replayed.state),
+            }
+        )
+
+
+def _inclusive(known_at: datetime | None) -> datetime | None:
+    """`known_at` to the millisecond, as the API shows `recorded_at`.
+
+    An event shown as recorded at 09:14:03.120Z may have been recorded at 09:14:03.120456; a
+    client that passes that time back must see it, so a time without sub-millisecond digits
+    covers its whole millisecond.
+    """
+    if known_at is None or known_at.microsecond % 1000:
+        return known_at
+    return known_at + timedelta(microseconds=999)
+
+
+class DealTimelineView(APIView):
+    permission_classes = [CanAudit]
+
+    @extend_schema(
+        operation_id="deals_timeline",
+        summary="Every event with the state after it and the fields it changed",
+        responses={200: TimelineSerializer, **problem_responses(404, *AUTHENTICATED)},
+    )
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        entries = replay.timeline(deal_id)
+        return Response(
+            {
+                "deal": str(deal_id),
+                "version": entries[-1].event.version,
+                "entries": [
+                    {
+                        "event": EventSerializer(entry.event).data,
+                        "state": deal_json(entry.state_after),
+                        "changed": entry.changed,
+                    }
+                    for entry in entries
+                ],
+            }
+        )
