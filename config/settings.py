@@ -102,8 +102,9 @@ TEMPLATES = [
 # Embedded default: a SQLite file beside the code. CONN_MAX_AGE keeps PostgreSQL connections
 # across requests; health checks drop broken ones.
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    # An empty DATABASE_URL counts as unset.
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )
