@@ -8,6 +8,8 @@ root=$(dirname "$here")
 bin="$root/.venv/bin"
 port=${DEMO_PORT:-8000}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dealtracker-stack.XXXXXX")
+# PostgreSQL runs as an unprivileged user who must reach its data directory inside.
+chmod 755 "$dir"
 pids=()
 
 cleanup() {
