@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.load import prepare
 from bench.stack import Stack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(420)]
@@ -33,34 +34,8 @@ def stack(tmp_path: Path):
 
 
 def open_deal(stack: Stack) -> str:
-    ids = []
-    for name, kind, country in [("Buyer", "government", "TR"), ("Maker", "company", "GB")]:
-        status, body = stack.request(
-            "POST",
-            "/api/v1/organisations/",
-            {"name": name, "kind": kind, "country": country},
-            token=stack.editor,
-        )
-        assert status == 201, body
-        ids.append(body["id"])
-    status, body = stack.request(
-        "POST",
-        "/api/v1/deals/",
-        {
-            "title": "Stack test deal",
-            "kind": "contract",
-            "summary": "",
-            "parties": [
-                {"organisation": ids[0], "role": "buyer"},
-                {"organisation": ids[1], "role": "supplier"},
-            ],
-            "occurred": {"date": "2025-01-01", "precision": "year"},
-            "source": SOURCE,
-        },
-        token=stack.editor,
-    )
-    assert status == 201, body
-    return body["id"]
+    """Two organisations and a contract deal between them, through HTTP as the load test does."""
+    return prepare(stack, deals=1)[0]
 
 
 def append_notes(stack: Stack, deal: str, count: int, wins: list[int], errors: list) -> None:

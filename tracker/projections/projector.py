@@ -130,10 +130,6 @@ def projection_lag() -> int:
     return int(total)
 
 
-def is_current(deal_id: UUID, min_version: int) -> bool:
-    return DealState.objects.filter(deal_id=deal_id, version__gte=min_version).exists()
-
-
 def reset() -> int:
     """Drop every read-model row; returns how many deals' rows went."""
     with transaction.atomic():
