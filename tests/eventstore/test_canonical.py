@@ -8,10 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tracker.eventstore.canonical import (
+    _check_closely,
+    _plainly_storable,
     canonical_json,
+    check_storable,
     format_timestamp,
     split_at_recorded_at,
 )
+from tracker.eventstore.errors import UnstorableValue
 
 text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"))
 json_values = st.recursive(
@@ -56,5 +60,44 @@ def test_split_at_recorded_at_joins_back_to_the_canonical_form(data, actor, occu
         "version": 7,
     }
     stamp = "2025-07-02T09:14:03.120000Z"
-    prefix, suffix = split_at_recorded_at(fields)
+    prefix, suffix = split_at_recorded_at({name: canonical_json(v) for name, v in fields.items()})
     assert prefix + stamp + suffix == canonical_json({**fields, "recorded_at": stamp})
+
+
+awkward_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.just("\ud800")
+    | st.just("a\x00b"),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children)
+        | st.dictionaries(st.text() | st.integers(), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(value=awkward_values)
+def test_the_quick_check_refuses_exactly_what_the_close_check_refuses(value):
+    try:
+        _check_closely(value, "data")
+    except UnstorableValue:
+        refused_closely = True
+    else:
+        refused_closely = False
+    try:
+        check_storable(value)
+    except UnstorableValue:
+        refused = True
+    else:
+        refused = False
+    assert refused == refused_closely
+
+
+@given(value=json_values)
+def test_every_plain_json_value_passes_the_quick_check(value):
+    assert _plainly_storable(value)

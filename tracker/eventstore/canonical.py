@@ -32,10 +32,60 @@ HASHED_FIELDS = (
     "version",
 )
 _MAX_SAFE_INTEGER = 2**53 - 1
+# Field names are plain ASCII, so they need no escaping inside the JSON they name.
+_BEFORE_RECORDED_AT = tuple(name for name in HASHED_FIELDS if name < "recorded_at")
+_AFTER_RECORDED_AT = tuple(name for name in HASHED_FIELDS if name > "recorded_at")
 
 
 def check_storable(value: Any, path: str = "data") -> None:
     """Raise UnstorableValue unless `value` has one exact canonical JSON form."""
+    # Every append runs this over every event: a quick yes/no walk without paths goes first,
+    # and only a value it doubts is walked again to name the problem and where it is.
+    if not _plainly_storable(value):
+        _check_closely(value, path)
+
+
+def _plainly_storable(value: Any) -> bool:
+    """True for plain JSON values (exact dicts, lists, str, int, bool, None) that are storable."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plain_text(key):
+                return False
+            if type(item) is str:
+                if not _plain_text(item):
+                    return False
+            elif not _plainly_storable(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if type(item) is str:
+                if not _plain_text(item):
+                    return False
+            elif not _plainly_storable(item):
+                return False
+        return True
+    if kind is str:
+        return _plain_text(value)
+    if kind is int:
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+    return value is None or kind is bool
+
+
+def _plain_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_closely(value: Any, path: str) -> None:
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
@@ -52,11 +102,11 @@ def check_storable(value: Any, path: str = "data") -> None:
             if not isinstance(key, str):
                 raise UnstorableValue(path=path, reason="object keys must be strings")
             _check_text(key, path)
-            check_storable(item, f"{path}.{key}")
+            _check_closely(item, f"{path}.{key}")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            check_storable(item, f"{path}[{index}]")
+            _check_closely(item, f"{path}[{index}]")
         return
     raise UnstorableValue(path=path, reason=f"{type(value).__name__} is not a JSON value")
 
@@ -64,14 +114,18 @@ def check_storable(value: Any, path: str = "data") -> None:
 def _check_text(text: str, path: str) -> None:
     if "\x00" in text:
         raise UnstorableValue(path=path, reason="NUL characters are not allowed")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnstorableValue(path=path, reason="text is not valid Unicode") from None
+    if not _plain_text(text):
+        raise UnstorableValue(path=path, reason="text is not valid Unicode")
+
+
+# One encoder for every call: json.dumps with options builds a new encoder each time.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -89,14 +143,14 @@ def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def split_at_recorded_at(fields: Mapping[str, Any]) -> tuple[str, str]:
-    """The canonical JSON of the hashed fields, less `recorded_at`, split where its value goes.
+def split_at_recorded_at(encoded: Mapping[str, str]) -> tuple[str, str]:
+    """The canonical JSON of an event less `recorded_at`, split where its value goes.
 
+    `encoded` maps each hashed field (bar `recorded_at`) to its canonical JSON, so a caller
+    that already encoded `data` for storage does not encode it again. Then
     `prefix + format_timestamp(t) + suffix == canonical_json(fields | {"recorded_at": t})`,
     which lets the database stamp the time and hash the event in the same statement.
     """
-    before = {name: fields[name] for name in HASHED_FIELDS if name < "recorded_at"}
-    after = {name: fields[name] for name in HASHED_FIELDS if name > "recorded_at"}
-    prefix = canonical_json(before)[:-1] + ',"recorded_at":"'
-    suffix = '",' + canonical_json(after)[1:]
-    return prefix, suffix
+    before = ",".join(f'"{name}":{encoded[name]}' for name in _BEFORE_RECORDED_AT)
+    after = ",".join(f'"{name}":{encoded[name]}' for name in _AFTER_RECORDED_AT)
+    return "{" + before + ',"recorded_at":"', '",' + after + "}"

@@ -19,9 +19,6 @@ class Stream(models.Model):
     head_hash = models.CharField(max_length=64)
     updated_at = models.DateTimeField()
 
-    class Meta:
-        indexes = [models.Index(fields=["updated_at"], name="stream_updated_idx")]
-
     def __str__(self) -> str:
         return f"{self.id} @ {self.version}"
 
@@ -29,7 +26,13 @@ class Stream(models.Model):
 class Event(models.Model):
     position = models.BigAutoField(primary_key=True)
     stream = models.ForeignKey(
-        Stream, on_delete=models.PROTECT, related_name="events", db_column="stream_id"
+        Stream,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_column="stream_id",
+        # The unique (stream, version) index serves every lookup by stream; a second index
+        # would only slow each append.
+        db_index=False,
     )
     version = models.PositiveIntegerField()
     event_id = models.UUIDField(unique=True)

@@ -18,9 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
 import psycopg
+import psycopg.adapt
+import psycopg.pq
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg.types.json import set_json_loads
 
 from .canonical import (
     GENESIS_HASH,
@@ -35,10 +39,12 @@ from .errors import IdempotencyKeyReused, InvalidCursor, VersionConflict
 EVENT_TABLE = "eventstore_event"
 STREAM_TABLE = "eventstore_stream"
 KEY_TABLE = "eventstore_idempotencykey"
+# In the order of RecordedEvent's fields, so a typed row is its arguments as they stand.
 _COLUMNS = (
-    "position, stream_id, version, event_id, type, schema_version, data, occurred, source, "
+    "event_id, stream_id, version, position, type, schema_version, data, occurred, source, "
     "actor, recorded_at, prev_hash, hash"
 )
+_XID8_OID = 5069
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +202,8 @@ def read_stream(
     if limit is not None:
         sql += " LIMIT %s"
         params.append(limit)
+    if connection.vendor == "postgresql":
+        return [RecordedEvent(*row) for row in _fetch_typed(connection, sql, params)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [_event_from_row(row) for row in cursor.fetchall()]
@@ -229,31 +237,32 @@ def read_all(
         raise ValueError("limit must be >= 1")
     txid, position = decode_cursor(after) if after else (0, 0)
     connection = connections[using]
+    if connection.vendor == "postgresql":
+        rows = _fetch_typed(
+            connection,
+            f"SELECT {_COLUMNS}, txid FROM {EVENT_TABLE} "
+            "WHERE (txid, position) > (%s::text::xid8, %s) "
+            "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY txid, position LIMIT %s",
+            [str(txid), position, limit],
+        )
+        if not rows:
+            return FeedPage(events=(), next=encode_cursor(txid, position))
+        last = rows[-1]
+        return FeedPage(
+            events=tuple(RecordedEvent(*row[:-1]) for row in rows),
+            next=encode_cursor(last[-1], last[3]),
+        )
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                # Aliased: a bare `txid` in ORDER BY would name this text column and sort
-                # transaction ids as strings.
-                f"SELECT txid::text AS feed_txid, {_COLUMNS} FROM {EVENT_TABLE} "
-                "WHERE (txid, position) > (%s::xid8, %s) "
-                "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
-                "ORDER BY txid, position LIMIT %s",
-                [str(txid), position, limit],
-            )
-        else:
-            cursor.execute(
-                f"SELECT '0', {_COLUMNS} FROM {EVENT_TABLE} WHERE position > %s "
-                "ORDER BY position LIMIT %s",
-                [position, limit],
-            )
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM {EVENT_TABLE} WHERE position > %s ORDER BY position LIMIT %s",
+            [position, limit],
+        )
         rows = cursor.fetchall()
     if not rows:
         return FeedPage(events=(), next=encode_cursor(txid, position))
-    last = rows[-1]
-    return FeedPage(
-        events=tuple(_event_from_row(row[1:]) for row in rows),
-        next=encode_cursor(int(last[0]), last[1]),
-    )
+    events = tuple(_event_from_row(row) for row in rows)
+    return FeedPage(events=events, next=encode_cursor(0, events[-1].position))
 
 
 def verify_stream(stream_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> Verification:
@@ -356,6 +365,11 @@ _APPEND_SQL = (
     "FROM eventstore_append(%b, %b, %b, %b::uuid[], %b::text[], %b::integer[], "
     "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
 )
+_APPEND_ONE_SQL = (
+    "SELECT o_version, o_position, o_prev_hash, o_hash, o_recorded_at "
+    "FROM eventstore_append(%b, %b, %b, ARRAY[%b::uuid], ARRAY[%b::text], ARRAY[%b::integer], "
+    "ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text])"
+)
 
 
 def _append_in_database(
@@ -368,24 +382,28 @@ def _append_in_database(
 ) -> tuple[RecordedEvent, ...]:
     """PostgreSQL: lock, check, chain, insert and move the stream on in one round trip."""
     prefixes, suffixes, data, occurred, source = [], [], [], [], []
+    actor_json = canonical_json(actor)
+    stream_json = f'"{stream_id}"'
     for offset, (event, body) in enumerate(zip(events, bodies, strict=True), start=1):
-        fields = {
-            **body,
-            "actor": actor,
-            "event_id": str(event.event_id),
-            "stream_id": str(stream_id),
-            "version": expected_version + offset,
+        # Each part is encoded once: it is both stored and hashed.
+        encoded = {
+            "actor": actor_json,
+            "data": canonical_json(body["data"]),
+            "event_id": f'"{event.event_id}"',
+            "occurred": canonical_json(body["occurred"]),
+            "schema_version": canonical_json(body["schema_version"]),
+            "source": canonical_json(body["source"]),
+            "stream_id": stream_json,
+            "type": canonical_json(body["type"]),
+            "version": str(expected_version + offset),
         }
-        prefix, suffix = split_at_recorded_at(fields)
+        prefix, suffix = split_at_recorded_at(encoded)
         prefixes.append(prefix)
         suffixes.append(suffix)
-        data.append(canonical_json(body["data"]))
-        occurred.append(_json_param(body["occurred"]))
-        source.append(_json_param(body["source"]))
-    params = [
-        stream_id,
-        expected_version,
-        actor,
+        data.append(encoded["data"])
+        occurred.append(None if body["occurred"] is None else encoded["occurred"])
+        source.append(None if body["source"] is None else encoded["source"])
+    arrays = [
         [event.event_id for event in events],
         [body["type"] for body in bodies],
         [body["schema_version"] for body in bodies],
@@ -395,13 +413,18 @@ def _append_in_database(
         prefixes,
         suffixes,
     ]
+    if len(events) == 1:
+        # One event: scalars, which bind for a fraction of what an array costs.
+        sql, params = _APPEND_ONE_SQL, [stream_id, expected_version, actor, *(a[0] for a in arrays)]
+    else:
+        sql, params = _APPEND_SQL, [stream_id, expected_version, actor, *arrays]
     connection.ensure_connection()
     try:
         # Bound on the server rather than quoted into the text as Django's cursor does: quoting
         # arrays of JSON costs more than the append itself. The wrapper still turns driver
         # errors into Django's.
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_APPEND_SQL, params, prepare=True)
+            cursor.execute(sql, params, prepare=True, binary=True)
             rows = sorted(cursor.fetchall())
     except DatabaseError as error:
         if getattr(error.__cause__, "sqlstate", None) != "DT409":
@@ -626,11 +649,12 @@ def _timestamp(value: Any) -> datetime:
 
 
 def _event_from_row(row: Sequence[Any]) -> RecordedEvent:
+    """A row of `_COLUMNS` as Django's cursor gives it: JSON as text, UUIDs maybe as text."""
     return RecordedEvent(
-        position=row[0],
+        event_id=_uuid(row[0]),
         stream_id=_uuid(row[1]),
         version=row[2],
-        event_id=_uuid(row[3]),
+        position=row[3],
         type=row[4],
         schema_version=row[5],
         data=_json(row[6]),
@@ -641,3 +665,25 @@ def _event_from_row(row: Sequence[Any]) -> RecordedEvent:
         prev_hash=row[11],
         hash=row[12],
     )
+
+
+class _Xid8Loader(psycopg.adapt.Loader):
+    format = psycopg.pq.Format.BINARY
+
+    def load(self, data: Any) -> int:
+        return int.from_bytes(data, "big")
+
+
+def _fetch_typed(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[Any]:
+    """PostgreSQL: rows in binary, every value already its Python type.
+
+    Django's cursor asks for text and leaves JSON as text for the model layer to parse; events
+    are read in bulk (feeds, replays, exports), so here the driver loads each value from its
+    binary form and orjson parses the JSON, which together read rows faster than plain psycopg.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        set_json_loads(orjson.loads, cursor)
+        cursor.adapters.register_loader(_XID8_OID, _Xid8Loader)
+        cursor.execute(sql, params, prepare=True, binary=True)
+        return cursor.fetchall()
