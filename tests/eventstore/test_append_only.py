@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 import pytest
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 
 from tracker.eventstore.store import NewEvent, append, read_stream, verify_stream
 
@@ -39,11 +39,31 @@ class TestAppendOnlyOnPostgres:
         stream = three_events(self.alias)
         assert_refused(self.alias, "UPDATE eventstore_event SET data = '{}'")
         assert_refused(self.alias, "DELETE FROM eventstore_event WHERE stream_id = %s", [stream])
-        with connections[self.alias].cursor() as cursor:
-            # Run the foreign-key checks now, or PostgreSQL refuses TRUNCATE for that reason.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         assert_refused(self.alias, "TRUNCATE eventstore_event CASCADE")
         assert [e.data["text"] for e in read_stream(stream)] == ["0", "1", "2"]
+
+    def test_streams_are_never_removed(self):
+        stream = three_events(self.alias)
+        assert_refused(self.alias, "DELETE FROM eventstore_stream WHERE id = %s", [stream])
+        assert_refused(self.alias, "TRUNCATE eventstore_stream CASCADE")
+        assert len(read_stream(stream)) == 3
+
+    def test_an_event_of_no_stream_is_refused(self):
+        stream = three_events(self.alias)
+        with (
+            pytest.raises(IntegrityError, match="every event belongs to a stream"),
+            transaction.atomic(using=self.alias),
+            connections[self.alias].cursor() as cursor,
+        ):
+            # One row of a known stream and one of none: the whole statement goes.
+            cursor.execute(
+                "INSERT INTO eventstore_event (stream_id, version, event_id, type, "
+                "schema_version, data, actor, recorded_at, prev_hash, hash) "
+                "VALUES (%s, 4, %s, 'NoteAdded', 1, '{}', '', now(), '', ''), "
+                "(%s, 1, %s, 'NoteAdded', 1, '{}', '', now(), '', '')",
+                [stream, uuid4(), uuid4(), uuid4()],
+            )
+        assert len(read_stream(stream)) == 3
 
     def test_a_row_altered_with_triggers_disabled_is_caught_at_its_version(self):
         stream = three_events(self.alias)
