@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -16,6 +17,7 @@ from tracker.eventstore.errors import (
     VersionConflict,
 )
 from tracker.eventstore.store import (
+    FEED_SQL,
     NewEvent,
     append,
     decode_cursor,
@@ -232,3 +234,14 @@ class TestStoreOnPostgres(StoreContract):
     def test_read_all_hides_events_of_transactions_still_running(self):
         self.append(uuid4(), [event()], 0)
         assert read_all(using=self.alias).events == ()
+
+    def test_the_feed_query_reads_the_feed_index_in_order_without_sorting(self):
+        # A page must cost the same at any depth of the feed: an index scan, never a sort of
+        # every event (as when ORDER BY names a computed output column by mistake).
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute("SET LOCAL enable_sort = off")
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN (FORMAT JSON) " + FEED_SQL, ["0", 0, 1000])
+            plan = json.dumps(cursor.fetchone()[0])
+        assert "event_feed_idx" in plan
+        assert '"Sort"' not in plan

@@ -13,15 +13,13 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 import orjson
 import psycopg
-import psycopg.adapt
-import psycopg.pq
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg.types.json import set_json_loads
@@ -44,7 +42,6 @@ _COLUMNS = (
     "event_id, stream_id, version, position, type, schema_version, data, occurred, source, "
     "actor, recorded_at, prev_hash, hash"
 )
-_XID8_OID = 5069
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +56,12 @@ class NewEvent:
     event_id: UUID = field(default_factory=uuid4)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    """An event as stored: what it said, where it sits, when and by whom it was recorded."""
+class RecordedEvent(NamedTuple):
+    """An event as stored: what it said, where it sits, when and by whom it was recorded.
+
+    A named tuple rather than a frozen dataclass: as immutable, and built five times faster,
+    which shows when a feed page or a replay makes thousands of them.
+    """
 
     event_id: UUID
     stream_id: UUID
@@ -221,6 +221,16 @@ def stream_version(stream_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> int:
     return row[0] if row else 0
 
 
+# The transaction id goes out as a bigint named feed_txid: a column named txid would be what
+# ORDER BY txid sorts by, which no index serves (and, as text, sorts wrongly).
+FEED_SQL = (
+    f"SELECT {_COLUMNS}, txid::text::bigint AS feed_txid FROM {EVENT_TABLE} "
+    "WHERE (txid, position) > (%s::text::xid8, %s) "
+    "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY txid, position LIMIT %s"
+)
+
+
 def read_all(
     after: str | None = None, limit: int = 1000, *, using: str = DEFAULT_DB_ALIAS
 ) -> FeedPage:
@@ -238,14 +248,7 @@ def read_all(
     txid, position = decode_cursor(after) if after else (0, 0)
     connection = connections[using]
     if connection.vendor == "postgresql":
-        rows = _fetch_typed(
-            connection,
-            f"SELECT {_COLUMNS}, txid FROM {EVENT_TABLE} "
-            "WHERE (txid, position) > (%s::text::xid8, %s) "
-            "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY txid, position LIMIT %s",
-            [str(txid), position, limit],
-        )
+        rows = _fetch_typed(connection, FEED_SQL, [str(txid), position, limit])
         if not rows:
             return FeedPage(events=(), next=encode_cursor(txid, position))
         last = rows[-1]
@@ -514,7 +517,7 @@ def _chain(
             hash="",
         )
         digest = chain_hash(prev, draft.hashed_fields())
-        recorded.append(replace(draft, hash=digest))
+        recorded.append(draft._replace(hash=digest))
         prev = digest
     return recorded
 
@@ -559,7 +562,7 @@ def _insert(
         f"UPDATE {STREAM_TABLE} SET version = %s, head_hash = %s, updated_at = %s WHERE id = %s",
         [last.version, last.hash, when, stream],
     )
-    return tuple(replace(event, position=positions[event.version]) for event in recorded)
+    return tuple(event._replace(position=positions[event.version]) for event in recorded)
 
 
 def _find_key(
@@ -667,13 +670,6 @@ def _event_from_row(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
-class _Xid8Loader(psycopg.adapt.Loader):
-    format = psycopg.pq.Format.BINARY
-
-    def load(self, data: Any) -> int:
-        return int.from_bytes(data, "big")
-
-
 def _fetch_typed(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[Any]:
     """PostgreSQL: rows in binary, every value already its Python type.
 
@@ -684,6 +680,5 @@ def _fetch_typed(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         set_json_loads(orjson.loads, cursor)
-        cursor.adapters.register_loader(_XID8_OID, _Xid8Loader)
         cursor.execute(sql, params, prepare=True, binary=True)
         return cursor.fetchall()
