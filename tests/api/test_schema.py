@@ -97,3 +97,14 @@ def test_swagger_ui_is_served():
     response = APIClient().get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_the_cached_catalogue_schemas_stay_as_built(schema):
+    # json_schemas() is built once per process and shared; generating the OpenAPI document
+    # (done by the fixture) must copy before it converts, never change the shared copy.
+    from tracker.api.schema import data_components
+    from tracker.deals.events import json_schemas
+
+    assert json_schemas() is json_schemas()
+    data_components()
+    assert json_schemas() == json_schemas.__wrapped__()

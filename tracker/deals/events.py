@@ -12,6 +12,7 @@ A type that changes shape gets a new `schema_version` and an upcaster from the p
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date as Date
@@ -495,8 +496,13 @@ def upcast(type_name: str, schema_version: int, data: dict[str, Any]) -> tuple[d
     return data, latest
 
 
+@functools.cache
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """Each type's current schema version and the JSON Schema of its `data`."""
+    """Each type's current schema version and the JSON Schema of its `data`.
+
+    Built once per process (pydantic takes tens of milliseconds for the catalogue) and shared:
+    callers copy before they change anything.
+    """
     return {
         name: {"schema_version": cls.schema_version, "schema": cls.model_json_schema()}
         for name, cls in sorted(EVENT_TYPES.items())
