@@ -49,28 +49,23 @@ def _plainly_storable(value: Any) -> bool:
     """True for plain JSON values (exact dicts, lists, str, int, bool, None) that are storable."""
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str or not _plain_text(key):
                 return False
-            if type(item) is str:
-                if not _plain_text(item):
-                    return False
-            elif not _plainly_storable(item):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        for item in value:
-            if type(item) is str:
-                if not _plain_text(item):
-                    return False
-            elif not _plainly_storable(item):
-                return False
-        return True
-    if kind is str:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    elif kind is str:
         return _plain_text(value)
-    if kind is int:
+    elif kind is int:
         return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
-    return value is None or kind is bool
+    else:
+        return value is None or kind is bool
+    # Strings, the commonest leaves, are checked here rather than in a call of their own.
+    for item in items:
+        if not (_plain_text(item) if type(item) is str else _plainly_storable(item)):
+            return False
+    return True
 
 
 def _plain_text(text: str) -> bool:

@@ -251,11 +251,8 @@ def read_all(
         rows = _fetch_typed(connection, FEED_SQL, [str(txid), position, limit])
         if not rows:
             return FeedPage(events=(), next=encode_cursor(txid, position))
-        last = rows[-1]
-        return FeedPage(
-            events=tuple(RecordedEvent(*row[:-1]) for row in rows),
-            next=encode_cursor(last[-1], last[3]),
-        )
+        events = tuple(RecordedEvent(*row[:-1]) for row in rows)
+        return FeedPage(events=events, next=encode_cursor(rows[-1][-1], events[-1].position))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {_COLUMNS} FROM {EVENT_TABLE} WHERE position > %s ORDER BY position LIMIT %s",
@@ -363,16 +360,21 @@ def _fingerprint(stream_id: UUID, expected_version: int, bodies: list[dict[str, 
 
 # Parameters go in binary (%b): psycopg's text form of an array escapes each element with a
 # regular expression, which costs more than the whole append for a batch of events.
-_APPEND_SQL = (
-    "SELECT o_version, o_position, o_prev_hash, o_hash, o_recorded_at "
-    "FROM eventstore_append(%b, %b, %b, %b::uuid[], %b::text[], %b::integer[], "
-    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
-)
-_APPEND_ONE_SQL = (
-    "SELECT o_version, o_position, o_prev_hash, o_hash, o_recorded_at "
-    "FROM eventstore_append(%b, %b, %b, ARRAY[%b::uuid], ARRAY[%b::text], ARRAY[%b::integer], "
-    "ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text], ARRAY[%b::text])"
-)
+_APPEND_ARRAY_TYPES = ("uuid", "text", "integer", "text", "text", "text", "text", "text")
+
+
+def _append_sql(array: str) -> str:
+    """The call of `eventstore_append`, its per-event arguments bound as `array` says."""
+    arrays = ", ".join(array.format(type=name) for name in _APPEND_ARRAY_TYPES)
+    return (
+        "SELECT o_version, o_position, o_prev_hash, o_hash, o_recorded_at "
+        f"FROM eventstore_append(%b, %b, %b, {arrays})"
+    )
+
+
+_APPEND_SQL = _append_sql("%b::{type}[]")
+# One event: scalars, which bind for a fraction of what an array costs.
+_APPEND_ONE_SQL = _append_sql("ARRAY[%b::{type}]")
 
 
 def _append_in_database(
@@ -417,7 +419,6 @@ def _append_in_database(
         suffixes,
     ]
     if len(events) == 1:
-        # One event: scalars, which bind for a fraction of what an array costs.
         sql, params = _APPEND_ONE_SQL, [stream_id, expected_version, actor, *(a[0] for a in arrays)]
     else:
         sql, params = _APPEND_SQL, [stream_id, expected_version, actor, *arrays]
