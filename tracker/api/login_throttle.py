@@ -6,6 +6,15 @@ with the first failure. After `ADMIN_LOGIN_MAX_FAILURES` (default 5) failures in
 `Retry-After`, without checking the password, so a guess that happens to be right tells the
 guesser nothing; the window then has to run out. A successful login clears the count.
 
+The username is counted as Django authenticates it: the login form strips it and normalises it
+to NFKC (`UsernameField`), so a fullwidth or a mathematical bold s is a plain s. It is also
+case-folded, so that `Someone` shares the count: stricter than the lookup, never looser.
+
+Each attempt takes its place in the count before its password is checked, with one atomic
+increment, and a success gives the places back. Counting after the check would let attempts
+sent at once all pass the check before any of them is counted (django-axes counts that way,
+which is why this is not django-axes).
+
 The pair, not the address alone: behind a reverse proxy every client may share one address,
 and a limit per address would lock every administrator out at once. The address is
 `REMOTE_ADDR`, which a client cannot forge (X-Forwarded-For it can). Keys are hashed so that
@@ -17,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import unicodedata
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.forms import UsernameField
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import escape
@@ -42,29 +53,40 @@ def window_seconds() -> int:
     return int(getattr(settings, "ADMIN_LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS))
 
 
+def normalise_username(username: str) -> str:
+    """The username as the admin's login form hands it to `authenticate()`, case-folded."""
+    # The form's own field: strip, then NFKC. Case folding can undo NFKC (and NFKC can
+    # produce new capitals), hence NFKC once more after it.
+    as_authenticated = UsernameField().to_python(username)
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", as_authenticated).casefold())
+
+
 def failure_key(username: str, address: str) -> str:
-    pair = f"{username.strip().casefold()}\n{address}".encode("utf-8", "surrogatepass")
+    pair = f"{normalise_username(username)}\n{address}".encode("utf-8", "surrogatepass")
     return "admin-login-failures:" + hashlib.sha256(pair).hexdigest()
 
 
-def failures(key: str) -> int:
+def _take_place(key: str) -> int | None:
+    """Count one more attempt for `key`, atomically; its number in the window, None if unknown."""
+    window = window_seconds()
     try:
-        return int(cache.get(key) or 0)
+        for _ in range(3):
+            # add() opens the window; incr() keeps its expiry, both atomic on Redis and in
+            # local memory, so attempts arriving together get different numbers.
+            if cache.add(key, 1, timeout=window):
+                return 1
+            try:
+                count = cache.incr(key)
+            except ValueError:
+                continue  # the window closed between add() and incr(): open a new one
+            if count == 1:
+                # On Redis the key expired between incr()'s existence check and INCR, which
+                # then made it anew without an expiry: give it one, or the lock never ends.
+                cache.touch(key, timeout=window)
+            return int(count)
     except Exception:
         logger.warning("Admin login not throttled: the cache is unavailable", exc_info=True)
-        return 0
-
-
-def _record_failure(key: str) -> None:
-    try:
-        # add() starts the window; incr() keeps its expiry on Redis and in local memory.
-        if not cache.add(key, 1, timeout=window_seconds()):
-            cache.incr(key)
-    except ValueError:
-        # The key expired between add() and incr(): this failure opens a new window.
-        cache.add(key, 1, timeout=window_seconds())
-    except Exception:
-        logger.warning("Admin login failure not counted: the cache is unavailable", exc_info=True)
+    return None
 
 
 def _clear(key: str) -> None:
@@ -97,16 +119,15 @@ def admin_login(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     """`admin.site.login`, refusing a (username, address) pair with too many recent failures."""
     if request.method != "POST":
         return admin.site.login(request, **kwargs)
-    username = request.POST.get("username", "")
-    key = failure_key(username, request.META.get("REMOTE_ADDR", ""))
-    if failures(key) >= max_failures():
+    key = failure_key(request.POST.get("username", ""), request.META.get("REMOTE_ADDR", ""))
+    place = _take_place(key)
+    if place is not None and place > max_failures():
         logger.warning("Admin login throttled after %d failures", max_failures())
         return _throttled(request)
     response = admin.site.login(request, **kwargs)
     if _succeeded(request, response):
         _clear(key)
-    else:
-        _record_failure(key)
+    # A failure keeps its place: it is the count.
     return response
 
 
