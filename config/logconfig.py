@@ -1,8 +1,59 @@
-"""Logging: one JSON object per line in production, with the request id on every record."""
+"""Logging: one JSON object per line in production, with the request id on every record.
+
+The text format (development) is one line per record too: control characters in a record are
+escaped, so that a request cannot forge a log line (a path holding `%0a` and a fake record)
+or rewrite one on a terminal (CR, ANSI escapes, bidirectional overrides). JSON lines need no
+escaping of their own: the JSON encoder escapes every control character.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# C0 and DEL, C1 (NEL among them), the line and paragraph separators that some viewers break
+# lines at, and the bidirectional controls that reorder what a reader sees.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def escape_controls(text: str) -> str:
+    """`text` with each control character written as a Python escape (`\\n`, `\\x1b`, `\\u2028`)."""
+    return _UNSAFE.sub(_escape_one, text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """A text formatter whose record starts each line at column 0, and nothing else does.
+
+    The record itself is escaped; a traceback or stack that follows it keeps its lines, each
+    indented and escaped, so that no text inside it can pass for the start of a record.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = escape_controls(self.formatMessage(record))
+        # Not cached on the record: another handler's formatter may want it unindented.
+        details = []
+        if record.exc_info:
+            details.append(self.formatException(record.exc_info))
+        elif record.exc_text:
+            details.append(record.exc_text)
+        if record.stack_info:
+            details.append(self.formatStack(record.stack_info))
+        for block in details:
+            for line in block.splitlines():
+                text += "\n    " + escape_controls(line)
+        return text
 
 
 def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
@@ -14,7 +65,10 @@ def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
             "timestamp": False,
         }
         if json_lines
-        else {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+        else {
+            "()": "config.logconfig.OneLineFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        }
     )
     return {
         "version": 1,
