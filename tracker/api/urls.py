@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from . import deal_views, reference_views, views
+from . import deal_views, fallback, reference_views, views
 
 app_name = "api"
 
@@ -38,4 +38,7 @@ urlpatterns = [
         reference_views.EventTypeDetailView.as_view(),
         name="event-type-detail",
     ),
+    # Last: a path no route above matches is served by its canonical route (no trailing
+    # slash, upper-case UUID) or answered 404 problem details, never a redirect or HTML.
+    re_path(r"", fallback.unmatched, name="unmatched"),
 ]
