@@ -352,6 +352,19 @@ class TestFactCorrected:
         assert [str(h.percent) for h in shares] == ["51", "49"]
         assert read_stream(deal)[-1].data["data_schema_version"] == 1
 
+    def test_refuses_a_schema_version_the_corrected_type_does_not_have(self, deal: UUID) -> None:
+        record(deal, "NoteAdded", {"text": "x"})
+        note = str(read_stream(deal)[1].event_id)
+        data = {"event_id": note, "data": {"text": "y"}, "data_schema_version": 99}
+        errors = refused(deal, "FactCorrected", data)
+        assert errors == {
+            "data.data_schema_version": (
+                "must be 1, the current schema version of NoteAdded, or omitted"
+            )
+        }
+        record(deal, "FactCorrected", {**data, "data_schema_version": 1})
+        assert read_stream(deal)[-1].data["data_schema_version"] == 1
+
     def test_refuses_data_invalid_for_the_corrected_type(self, deal: UUID) -> None:
         record(deal, "JointVentureFormed", joint_venture()["data"])
         jv = str(read_stream(deal)[1].event_id)
@@ -468,6 +481,16 @@ class TestRequests:
         assert error.value.code == "not_found"
         assert read_stream(missing) == []
 
+    def test_a_deal_opened_at_an_unknown_id_is_not_found(
+        self, organisations: dict[str, UUID]
+    ) -> None:
+        """Only open_deal (or a caller that made the id) opens deals; a client's id does not."""
+        missing = uuid4()
+        opening = read_stream(new_deal())[0].data
+        with pytest.raises(DealNotFound):
+            record(missing, "DealOpened", opening, expected_version=0)
+        assert read_stream(missing) == []
+
     def test_a_stale_expected_version_is_a_conflict(self, deal: UUID) -> None:
         record(deal, "NoteAdded", {"text": "x"})
         with pytest.raises(VersionConflict, match="expected 1, current 2") as error:
@@ -554,6 +577,7 @@ class TestRecordEvents:
             ],
             expected_version=0,
             actor="alice",
+            opens_deal=True,
         )
         assert state(deal_id).state.stage == "mou_signed"
 

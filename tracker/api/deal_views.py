@@ -25,6 +25,7 @@ from tracker.deals.errors import DealNotFound, FieldError, InvalidEvent
 from tracker.deals.reducer import Deal, deal_to_json
 from tracker.deals.services import ProposedEvent, open_deal, record_event, record_events
 from tracker.eventstore.store import read_stream, stream_version
+from tracker.projections.dispatch import heal_if_embedded
 from tracker.projections.models import DealState
 
 from .filters import DealFilter, ProblemFilterBackend
@@ -117,6 +118,7 @@ class DealListView(generics.ListAPIView):
         responses={200: DealSerializer(many=True), **problem_responses(400, *AUTHENTICATED)},
     )
     def get(self, request: Request) -> Response:
+        heal_if_embedded()
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         assert page is not None
@@ -170,6 +172,7 @@ class DealDetailView(APIView):
     )
     def get(self, request: Request, deal_id: UUID) -> Response:
         min_version = parse_query(DealQuerySerializer, request).get("min_version", 0)
+        heal_if_embedded(deal_id)
         row = (
             DealState.objects.filter(deal_id=deal_id, state__isnull=False)
             .values_list("version", "state")

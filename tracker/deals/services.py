@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from django.conf import settings
 from django.db import transaction
@@ -89,11 +89,13 @@ def open_deal(
 ) -> Appended:
     """Open a new deal with its `DealOpened` event (version 1).
 
-    Without `deal_id` a new id is made; a repeat with the same idempotency key finds the deal
-    its first call opened.
+    Without `deal_id` a new id is made. With an idempotency key the id follows from the key,
+    so requests repeating one key, even at the same moment, name the same deal and the event
+    store answers all but the first as repeats of it.
     """
     if deal_id is None and idempotency_key:
-        deal_id = _stream_of_key(idempotency_key)
+        # Keys stored before ids followed from keys point at a random id: look them up first.
+        deal_id = _stream_of_key(idempotency_key) or uuid5(_KEYED_DEALS, idempotency_key)
     data = {"title": title, "kind": kind, "summary": summary, "parties": list(parties)}
     return record_event(
         deal_id=deal_id or uuid4(),
@@ -104,6 +106,7 @@ def open_deal(
         expected_version=0,
         actor=actor,
         idempotency_key=idempotency_key,
+        opens_deal=True,
     )
 
 
@@ -117,14 +120,19 @@ def record_event(
     expected_version: int,
     actor: str,
     idempotency_key: str | None = None,
+    opens_deal: bool = False,
 ) -> Appended:
     """Append one event to a deal. Field names in errors: "data.shares", "occurred", ...
 
-    Raises InvalidEvent (schema or rule), DealNotFound (no such deal and the event does not
-    open one), VersionConflict (the deal is not at expected_version) and IdempotencyKeyReused.
+    Raises InvalidEvent (schema or rule), DealNotFound (no such deal, unless `opens_deal` is
+    set and the event is its `DealOpened`), VersionConflict (the deal is not at
+    expected_version) and IdempotencyKeyReused. A client never chooses a new deal's id: only
+    callers that made the id themselves (open_deal, the admin, the demo data) open deals here.
     """
     proposed = [ProposedEvent(event_type, data, occurred, source)]
-    return _record(deal_id, proposed, expected_version, actor, idempotency_key, batch=False)
+    return _record(
+        deal_id, proposed, expected_version, actor, idempotency_key, batch=False, opens=opens_deal
+    )
 
 
 def record_events(
@@ -134,13 +142,16 @@ def record_events(
     expected_version: int,
     actor: str,
     idempotency_key: str | None = None,
+    opens_deal: bool = False,
 ) -> Appended:
     """Append several events to a deal atomically: all of them or none.
 
     Each event is checked against the state left by the ones before it; field names in errors
-    start with "events[i]." The errors are those of `record_event`.
+    start with "events[i]." The errors, and `opens_deal`, are those of `record_event`.
     """
-    return _record(deal_id, events, expected_version, actor, idempotency_key, batch=True)
+    return _record(
+        deal_id, events, expected_version, actor, idempotency_key, batch=True, opens=opens_deal
+    )
 
 
 def preview_event(
@@ -173,6 +184,7 @@ def _record(
     idempotency_key: str | None,
     *,
     batch: bool,
+    opens: bool,
 ) -> Appended:
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
         raise InvalidEvent.single("expected_version", "must be an integer")
@@ -181,23 +193,46 @@ def _record(
     if not proposed:
         raise InvalidEvent.single("events", "at least one event is needed")
     parsed = _parse(proposed, batch=batch)
-    if idempotency_key and _stream_of_key(idempotency_key) is not None:
-        # A repeat: the store returns what the first call stored, or refuses a different body.
-        # The rules are not re-checked, since the state has moved on since the first call.
-        return _append(
-            deal_id, _new_events(parsed), expected_version, actor, idempotency_key, batch=batch
-        )
-    existing = read_stream(deal_id)
-    current = existing[-1].version if existing else 0
-    if not existing and parsed[0].type != "DealOpened":
-        raise DealNotFound(deal_id)
-    if current != expected_version:
-        raise VersionConflict(
-            stream_id=deal_id, expected_version=expected_version, current_version=current
-        )
-    _, _, checked = _dry_run(deal_id, existing, parsed, actor=actor)
+    if _is_repeat(idempotency_key):
+        return _repeat(deal_id, parsed, expected_version, actor, idempotency_key, batch=batch)
+    try:
+        existing = read_stream(deal_id)
+        current = existing[-1].version if existing else 0
+        if not existing and not (opens and parsed[0].type == "DealOpened"):
+            raise DealNotFound(deal_id)
+        if current != expected_version:
+            raise VersionConflict(
+                stream_id=deal_id, expected_version=expected_version, current_version=current
+            )
+        _, _, checked = _dry_run(deal_id, existing, parsed, actor=actor)
+    except (DealNotFound, VersionConflict, InvalidEvent):
+        # A request with the same key may have committed since the check above, moving the
+        # stream on: this one is its repeat, and gets its answer rather than an error.
+        if _is_repeat(idempotency_key):
+            return _repeat(deal_id, parsed, expected_version, actor, idempotency_key, batch=batch)
+        raise
     return _append(
         deal_id, _new_events(checked), expected_version, actor, idempotency_key, batch=batch
+    )
+
+
+def _is_repeat(idempotency_key: str | None) -> bool:
+    return bool(idempotency_key) and _stream_of_key(idempotency_key) is not None
+
+
+def _repeat(
+    deal_id: UUID,
+    parsed: list[_Parsed],
+    expected_version: int,
+    actor: str,
+    idempotency_key: str | None,
+    *,
+    batch: bool,
+) -> Appended:
+    """The store returns what the key's first call stored, or refuses a different body. The
+    rules are not re-checked: the state has moved on since the first call."""
+    return _append(
+        deal_id, _new_events(parsed), expected_version, actor, idempotency_key, batch=batch
     )
 
 
@@ -278,13 +313,16 @@ def _normalise(item: _Parsed, history: Mapping[UUID, Any]) -> _Parsed:
     data = item.data
     if isinstance(data, FactCorrected) and data.data is not None:
         target_type = history[data.event_id].type
+        current = schema_for(target_type).schema_version
+        if data.data_schema_version not in (None, current):
+            # The corrected data is read in the current schema; a client that says it wrote
+            # another would have it stored under a version it did not mean.
+            raise InvalidEvent.single(
+                item.prefix + "data.data_schema_version",
+                f"must be {current}, the current schema version of {target_type}, or omitted",
+            )
         corrected = parse_data(target_type, data.data, prefix=item.prefix + "data.data")
-        data = data.model_copy(
-            update={
-                "data": corrected.to_json(),
-                "data_schema_version": schema_for(target_type).schema_version,
-            }
-        )
+        data = data.model_copy(update={"data": corrected.to_json(), "data_schema_version": current})
         return _Parsed(item.type, data, item.occurred, item.source, item.prefix)
     return item
 
@@ -376,6 +414,10 @@ def _field_of(path: str, *, batch: bool) -> str:
     if not batch and path.startswith("events[0]."):
         return path[len("events[0].") :]
     return path
+
+
+_KEYED_DEALS = UUID("5b0f3c1e-8d4a-4f6e-9a57-3c2d1e0f9b8a")
+"""Namespace of the deal ids that `open_deal` derives from idempotency keys."""
 
 
 def _stream_of_key(key: str) -> UUID | None:

@@ -171,6 +171,15 @@ def append(
                 recorded = _insert(connection, cursor, stream_id, recorded, now)
             if idempotency_key:
                 _store_key(connection, cursor, idempotency_key, stream_id, fingerprint, recorded)
+    except _KeyTaken:
+        # A concurrent request with the same key committed first (to another stream, or this
+        # one by a path the row lock did not cover). This transaction is rolled back; the
+        # answer is that request's, or IdempotencyKeyReused if it was a different one.
+        with connection.cursor() as cursor:
+            earlier = _find_key(connection, cursor, idempotency_key)
+        if earlier is None:  # pragma: no cover - the clash proves the row committed
+            raise IdempotencyKeyReused(key=idempotency_key) from None
+        return _replay_key(connection, earlier, idempotency_key, fingerprint)
     except IntegrityError as error:
         # The row lock makes a clash on (stream, version) unreachable for well-behaved writers;
         # one here means another writer got the version first by some other path. Any other
@@ -614,8 +623,11 @@ def _store_key(
         ],
     )
     if cursor.fetchone() is None:
-        # The same key committed meanwhile for another stream: this request is not its repeat.
-        raise IdempotencyKeyReused(key=key)
+        raise _KeyTaken
+
+
+class _KeyTaken(Exception):
+    """The idempotency key was stored by a transaction that committed after this one began."""
 
 
 # --- conversions ---------------------------------------------------------------------------

@@ -14,23 +14,36 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
+
+from . import projector
 
 log = logging.getLogger(__name__)
 
 PAUSE_AFTER_FAILURE_SECONDS = 5.0
+_HEAL_BATCH = 100
 _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-dispatch")
 _paused_until = 0.0
 _lock = threading.Lock()
 
 
 def dispatch_after_commit(sender: Any, *, deal_id: UUID, **kwargs: Any) -> None:
-    """Connected to `deals.signals.events_recorded`, which fires inside the append's transaction."""
-    transaction.on_commit(partial(dispatch, str(deal_id)), robust=True)
+    """Connected to `deals.signals.events_recorded`, which fires inside the append's transaction.
+
+    Robust: the append has committed, so whatever dispatching raises is logged, never
+    answered. The callback is a named function, not a `functools.partial`: Django 5.2 logs a
+    robust callback's failure with `func.__qualname__`, which a partial lacks, and the
+    AttributeError from that log line escaped to the request as a 500.
+    """
+    deal = str(deal_id)
+
+    def project_after_commit() -> None:
+        dispatch(deal)
+
+    transaction.on_commit(project_after_commit, robust=True)
 
 
 def dispatch(deal_id: str) -> None:
@@ -38,12 +51,50 @@ def dispatch(deal_id: str) -> None:
 
     if project_deal_task.app.conf.task_always_eager:
         # Embedded mode: project now, so the next read sees the append.
-        project_deal_task.delay(deal_id)
+        _project_in_process([UUID(deal_id)])
         return
     if time.monotonic() < _paused_until:
         return
     # The copied context carries the request id into the task's logs.
     _publisher.submit(contextvars.copy_context().run, _publish, project_deal_task, deal_id)
+
+
+def heal_if_embedded(deal_id: UUID | None = None) -> None:
+    """Embedded mode: project now whatever fell behind (one deal, or every deal).
+
+    There is no worker to retry and no beat to sweep there, so the reads that show read
+    models call this first: a projection that failed after its append committed is made up
+    at the next read, not at the deal's next append. With a broker, the sweep does this.
+    """
+    if not _embedded():
+        return
+    try:
+        behind = projector.deals_behind(limit=_HEAL_BATCH, deal_id=deal_id)
+    except DatabaseError:
+        return  # The read itself will report the database.
+    if behind:
+        _project_in_process(behind)
+
+
+def _project_in_process(deal_ids: list[UUID]) -> None:
+    """Project in the calling process. Runs after a commit, so nothing here may fail the
+    request that committed: an error is logged and left to the next read's healing."""
+    for deal_id in deal_ids:
+        try:
+            projector.project_deal(deal_id, wait=True)
+        except Exception:
+            log.warning(
+                "projection of deal %s failed; the next read retries it",
+                deal_id,
+                exc_info=True,
+                extra={"deal_id": str(deal_id)},
+            )
+
+
+def _embedded() -> bool:
+    from .tasks import project_deal as project_deal_task
+
+    return bool(project_deal_task.app.conf.task_always_eager)
 
 
 def _publish(task: Any, deal_id: str) -> None:

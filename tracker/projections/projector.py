@@ -112,10 +112,12 @@ def _parties(state: dict | None) -> set[tuple[str, str]]:
     return {(party["organisation"], party["role"]) for party in state["parties"]}
 
 
-def deals_behind(limit: int = 1000) -> list[UUID]:
-    """Deals whose stream is ahead of their read model (or that have none yet)."""
+def deals_behind(limit: int = 1000, *, deal_id: UUID | None = None) -> list[UUID]:
+    """Deals whose stream is ahead of their read model (or that have none yet); with
+    `deal_id`, that deal if it is behind."""
+    streams = Stream.objects.all() if deal_id is None else Stream.objects.filter(id=deal_id)
     return list(
-        Stream.objects.alias(projected=Coalesce("dealstate__version", 0))
+        streams.alias(projected=Coalesce("dealstate__version", 0))
         .filter(version__gt=F("projected"))
         .order_by("updated_at")
         .values_list("id", flat=True)[:limit]

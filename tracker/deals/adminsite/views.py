@@ -280,6 +280,7 @@ def _event_form_page(request: HttpRequest, admin_site: AdminSite, page: FormPage
                 source=payload["source"],
                 expected_version=0 if page.opening else expected,
                 actor=request.user.get_username(),
+                opens_deal=page.opening,
             )
         except InvalidEvent as invalid:
             form.attach(invalid.errors)

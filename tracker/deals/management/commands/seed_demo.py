@@ -227,6 +227,7 @@ def seed() -> dict[str, int]:
             expected_version=0,
             actor=ACTOR,
             idempotency_key=f"seed_demo:deal:{number}",
+            opens_deal=True,
         )
         if not appended.replayed:
             added["events"] += len(appended.events)

@@ -1,0 +1,102 @@
+"""After an append commits, nothing that projects it can turn its answer into an error; the
+embedded mode heals the read model that fell behind at the next read."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import OperationalError
+from rest_framework.test import APIClient
+
+from tracker.eventstore.store import read_stream
+from tracker.projections import dispatch, projector
+from tracker.projections.models import DealState
+
+from .builders import OCCURRED, SOURCE, deal_with_events, make_organisations
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def editor() -> APIClient:
+    user = User.objects.create_user("dispatch-editor", password="x")
+    user.groups.add(Group.objects.get_or_create(name="editor")[0])
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_a_committed_append_is_answered_201_when_its_projection_fails(
+    editor: APIClient, monkeypatch: pytest.MonkeyPatch
+):
+    deal, version = deal_with_events(make_organisations())
+
+    def locked(*args: object, **kwargs: object) -> None:
+        # As SQLite's projection fails when its write lock is not had in time.
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(projector, "project_deal", locked)
+    response = editor.post(
+        f"/api/v1/deals/{deal}/events/",
+        {
+            "type": "NoteAdded",
+            "data": {"text": "stored whatever the projection does"},
+            "occurred": OCCURRED,
+            "source": SOURCE,
+            "expected_version": version,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    stored = read_stream(deal)
+    assert [str(e.event_id) for e in stored[version:]] == [
+        e["event_id"] for e in response.json()["events"]
+    ]
+    assert DealState.objects.get(deal_id=deal).version == version
+
+
+def test_a_committed_append_is_answered_201_when_dispatching_raises(
+    editor: APIClient, monkeypatch: pytest.MonkeyPatch
+):
+    deal, version = deal_with_events(make_organisations())
+
+    def broken(deal_id: str) -> None:
+        raise RuntimeError("the dispatcher broke")
+
+    monkeypatch.setattr(dispatch, "dispatch", broken)
+    response = editor.post(
+        f"/api/v1/deals/{deal}/events/",
+        {
+            "type": "NoteAdded",
+            "data": {"text": "stored whatever the dispatcher does"},
+            "occurred": OCCURRED,
+            "source": SOURCE,
+            "expected_version": version,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    assert read_stream(deal)[-1].version == response.json()["version"] == version + 1
+
+
+def test_the_next_read_heals_a_read_model_left_behind(editor: APIClient):
+    deal, version = deal_with_events(make_organisations(), notes=1)
+    DealState.objects.filter(deal_id=deal).update(version=version - 1)
+
+    response = editor.get(f"/api/v1/deals/{deal}/")
+
+    assert response.status_code == 200
+    assert response.json()["version"] == version
+    assert DealState.objects.get(deal_id=deal).version == version
+
+
+def test_healing_is_only_for_the_embedded_mode(settings, monkeypatch: pytest.MonkeyPatch):
+    deal, version = deal_with_events(make_organisations(), notes=1)
+    DealState.objects.filter(deal_id=deal).update(version=version - 1)
+    monkeypatch.setattr(dispatch, "_embedded", lambda: False)
+
+    dispatch.heal_if_embedded(deal)
+
+    assert DealState.objects.get(deal_id=deal).version == version - 1
