@@ -537,6 +537,10 @@ QUERIES = [
     "/api/v1/deals/?cursor=garbage",
     "/api/v1/deals/?cursor=cD0yMDI1LTAxLTAx",  # base64 of a position that is not a time
     "/api/v1/deals/?cursor=%00",
+    "/api/v1/deals/?cursor=cD0wMDAxLTAxLTAxVDAwOjAwOjAwJTJCMDE6MDA%3D",  # p=0001-01-01T00:00+01:00
+    "/api/v1/deals/?cursor=cD05OTk5LTEyLTMxVDIzOjU5OjU5LTAxOjAw",  # p=9999-12-31T23:59:59-01:00
+    "/api/v1/deals/?updated_after=0001-01-01T00:00:00%2B01:00",
+    "/api/v1/deals/?updated_after=9999-12-31T23:59:59-01:00",
     "/api/v1/deals/?updated_after=garbage",
     "/api/v1/deals/?party=not-a-uuid",
     "/api/v1/deals/?kind=alliance",
@@ -544,6 +548,7 @@ QUERIES = [
     "/api/v1/deals/?country=%00",
     "/api/v1/deals/?search=%00",
     "/api/v1/organisations/?cursor=garbage",
+    "/api/v1/organisations/?cursor=cD1hJTAwYg%3D%3D",  # p=a\x00b: NUL cannot reach PostgreSQL
     "/api/v1/organisations/?limit=-1",
     "/api/v1/organisations/?country=xx",
     "/api/v1/organisations/?search=a%00b",

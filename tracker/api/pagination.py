@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound
@@ -52,29 +53,46 @@ class ApiCursorPagination(CursorPagination):
             cursor = super().decode_cursor(request)
         except NotFound as error:
             raise MalformedRequest("The cursor was not issued by this API.") from error
+        if cursor is None or cursor.position is None:
+            return cursor
         # The position reaches the database as a value of the ordering field: a forged one
         # must fail here, not as a 500 in the query.
-        position = cursor.position if cursor is not None else None
-        if position is not None and not self.valid_position(position):
+        position = self.clean_position(cursor.position)
+        if position is None:
             raise MalformedRequest("The cursor was not issued by this API.")
-        return cursor
+        return cursor._replace(position=position)
 
-    def valid_position(self, position: str) -> bool:
-        return len(position) <= 1000
+    def clean_position(self, position: str) -> str | None:
+        """The position as the query should use it, or None if this API cannot have issued it.
+
+        NUL cannot be stored in PostgreSQL text, so no issued position holds one (and the
+        driver refuses to send it).
+        """
+        if len(position) > 1000 or "\x00" in position:
+            return None
+        return position
 
 
 class DealPagination(ApiCursorPagination):
     # The newest first; the deal id breaks ties between deals updated at the same instant.
     ordering = ("-updated_at", "deal_id")
 
-    def valid_position(self, position: str) -> bool:
-        # Issued positions are `updated_at` with its offset; a naive time would be read in the
-        # server's zone (and warned about), so it cannot be one of ours.
+    def clean_position(self, position: str) -> str | None:
+        """`updated_at` in UTC, written as DRF writes the positions it issues (`str()`).
+
+        A naive time would be read in the server's zone, so it cannot be one of ours. Any other
+        offset is converted here: in the query, SQLite's adapter converts in Python (an
+        OverflowError past year 1 or 9999) and PostgreSQL refuses offsets beyond 15:59.
+        """
+        if super().clean_position(position) is None:
+            return None
         try:
             moment = parse_datetime(position)
-        except ValueError:
-            return False
-        return moment is not None and moment.utcoffset() is not None
+            if moment is None or moment.utcoffset() is None:
+                return None
+            return str(moment.astimezone(UTC))
+        except (ValueError, OverflowError):
+            return None
 
 
 class OrganisationPagination(ApiCursorPagination):
