@@ -135,6 +135,10 @@ def _400(body: Callable[[Target], Any], **kw: Any) -> Case:
     return Case(body, 400, "malformed_request", **kw)
 
 
+def _415(body: Callable[[Target], Any], **kw: Any) -> Case:
+    return Case(body, 415, "unsupported_media_type", **kw)
+
+
 def _422(body: Callable[[Target], Any], *fields: str, **kw: Any) -> Case:
     return Case(body, 422, "invalid_event", list(fields) or None, **kw)
 
@@ -151,8 +155,17 @@ CASES: dict[str, Case] = {
     "invalid utf-8": _400(lambda t: raw(json.dumps(note("PLACE"))).replace(b"PLACE", b"\xff\xfe")),
     "overlong utf-8": _400(lambda t: raw(json.dumps(note("PLACE"))).replace(b"PLACE", b"\xc0\xaf")),
     "a lone surrogate": _400(lambda t: raw(json.dumps(note("x")).replace('"x"', '"\\ud800"'))),
-    "a charset that decompresses": _400(
+    "an empty body": _400(lambda t: b""),
+    "a charset that decompresses": _415(
         lambda t: raw(json.dumps(note("x"))), content_type="application/json; charset=bz2_codec"
+    ),
+    "UTF-8 labelled UTF-16": _415(lambda t: b"{}", content_type="application/json; charset=utf-16"),
+    "UTF-16": _415(
+        lambda t: json.dumps(note("x")).encode("utf-16"),
+        content_type="application/json; charset=utf-16",
+    ),
+    "an unknown charset": _415(
+        lambda t: raw(json.dumps(note("x"))), content_type="application/json; charset=nonexistent"
     ),
     # --- JSON that two parsers could read differently ------------------------------------------
     "a duplicate key": _400(
@@ -410,6 +423,13 @@ def opening(t: Target, **changes: Any) -> dict[str, Any]:
 
 OPEN_CASES: dict[str, Case] = {
     "not json": _400(lambda t: b"{"),
+    "an empty body": _400(lambda t: b""),
+    "an empty object labelled UTF-16": _415(
+        lambda t: b"{}", content_type="application/json; charset=utf-16"
+    ),
+    "an unknown charset": _415(
+        lambda t: raw(json.dumps(opening(t))), content_type="application/json; charset=nonexistent"
+    ),
     "a duplicate key": _400(
         lambda t: raw(
             json.dumps(opening(t)).replace('"kind": "mou"', '"kind": "mou", "kind": "budget"')

@@ -31,6 +31,7 @@ from tracker.projections.models import DealState
 from .filters import DealFilter, ProblemFilterBackend
 from .idempotency import HEADER, idempotency_key
 from .pagination import DealPagination
+from .parsers import BodyRequired
 from .permissions import CanAudit, CanEdit, CanRead
 from .problems import MalformedRequest
 from .roles import Role, has_role
@@ -98,7 +99,7 @@ def _require_deal(deal_id: UUID) -> int:
     return version
 
 
-class DealListView(generics.ListAPIView):
+class DealListView(BodyRequired, generics.ListAPIView):
     permission_classes = [CanEdit]
     queryset = DealState.objects.filter(state__isnull=False).only("deal_id", "updated_at", "state")
     filter_backends = [ProblemFilterBackend]
@@ -186,7 +187,7 @@ class DealDetailView(APIView):
         return Response(deal_to_json(replayed.state))
 
 
-class DealEventsView(APIView):
+class DealEventsView(BodyRequired, APIView):
     permission_classes = [CanEdit]
 
     @extend_schema(

@@ -17,6 +17,7 @@ from tracker.deals.models import Organisation
 
 from .filters import OrganisationFilter, ProblemFilterBackend
 from .pagination import OrganisationPagination
+from .parsers import BodyRequired
 from .permissions import CanEdit, CanRead
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import EventTypeListSerializer, EventTypeSerializer, OrganisationSerializer
@@ -40,7 +41,7 @@ WRITE_ERRORS = problem_responses(400, 413, 422, *AUTHENTICATED)
         responses={201: OrganisationSerializer, **WRITE_ERRORS},
     ),
 )
-class OrganisationListView(generics.ListCreateAPIView):
+class OrganisationListView(BodyRequired, generics.ListCreateAPIView):
     permission_classes = [CanEdit]
     queryset = Organisation.objects.all()
     serializer_class = OrganisationSerializer
@@ -69,7 +70,7 @@ class OrganisationListView(generics.ListCreateAPIView):
         },
     ),
 )
-class OrganisationDetailView(generics.RetrieveUpdateAPIView):
+class OrganisationDetailView(BodyRequired, generics.RetrieveUpdateAPIView):
     permission_classes = [CanEdit]
     queryset = Organisation.objects.all()
     serializer_class = OrganisationSerializer
