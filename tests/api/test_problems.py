@@ -247,6 +247,17 @@ class TestEveryCodeOnTheDealEndpoints:
         )
         problem(again, 422, "idempotency_key_reused")
 
+    def test_idempotency_key_reused_does_not_show_the_stored_key(self, editor, deal):
+        """The store keeps keys scoped to the user (`u<id>:<key>`); that is not the client's."""
+        key = "order-7"
+        editor.post(self.events(deal), note_event("a"), format="json", HTTP_IDEMPOTENCY_KEY=key)
+        again = editor.post(
+            self.events(deal), note_event("b"), format="json", HTTP_IDEMPOTENCY_KEY=key
+        )
+        body = problem(again, 422, "idempotency_key_reused")
+        assert ":" + key not in again.content.decode()
+        assert "Idempotency-Key" in body["detail"]
+
     def test_throttled(self, deal):
         rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "1/min"}
         client = client_for(make_user(f"busy-{uuid4().hex[:8]}", "reader"))

@@ -67,7 +67,16 @@ KINDS: dict[str, ProblemKind] = {
     "payload_too_large": ProblemKind(413, "Payload too large"),
     "unsupported_media_type": ProblemKind(415, "Unsupported media type"),
     "invalid_event": ProblemKind(422, "Invalid event"),
-    "idempotency_key_reused": ProblemKind(422, "Idempotency key reused"),
+    # The store's message names its key, which is scoped to the user (`u<id>:…`): not the
+    # client's own key, and an internal detail.
+    "idempotency_key_reused": ProblemKind(
+        422,
+        "Idempotency key reused",
+        fixed_detail=(
+            "This Idempotency-Key was first used for a different request; "
+            "send a new key for a new request."
+        ),
+    ),
     "throttled": ProblemKind(429, "Too many requests"),
     "internal_error": ProblemKind(
         500, "Internal error", fixed_detail="The server failed to handle the request."
