@@ -123,6 +123,10 @@ class TestRequestErrors:
         response = editor.post(APPEND, {"stream": "x"}, format="multipart")
         problem(response, 415, "unsupported_media_type")
 
+    def test_an_accept_header_that_nothing_satisfies_is_406(self, editor):
+        response = editor.get("/api/v1/events/", HTTP_ACCEPT="application/xml")
+        problem(response, 406, "not_acceptable")
+
     def test_wrong_method_is_405(self, editor):
         problem(editor.delete("/api/v1/events/"), 405, "method_not_allowed")
 

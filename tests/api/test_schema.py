@@ -108,3 +108,37 @@ def test_the_cached_catalogue_schemas_stay_as_built(schema):
     assert json_schemas() is json_schemas()
     data_components()
     assert json_schemas() == json_schemas.__wrapped__()
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield f"{method.upper()} {path}", operation
+
+
+def test_every_operation_documents_406_as_problem_details(schema):
+    """Every response's media type is negotiated from Accept, so any operation can answer 406."""
+    for name, operation in operations(schema):
+        response = operation["responses"].get("406")
+        assert response is not None, name
+        assert response["content"]["application/problem+json"]["schema"] == {
+            "$ref": "#/components/schemas/Problem"
+        }, name
+
+
+def test_operations_that_read_a_body_document_415_and_the_others_do_not(schema):
+    with_body = set()
+    for name, operation in operations(schema):
+        documented = "415" in operation["responses"]
+        assert documented == ("requestBody" in operation), name
+        if documented:
+            with_body.add(name)
+            content = operation["responses"]["415"]["content"]
+            assert set(content) == {"application/problem+json"}, name
+    assert with_body == {
+        "POST /api/v1/deals/",
+        "POST /api/v1/deals/{deal_id}/events/",
+        "POST /api/v1/organisations/",
+        "PATCH /api/v1/organisations/{organisation_id}/",
+    }

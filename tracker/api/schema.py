@@ -23,8 +23,13 @@ _WHEN = {
     401: "No or invalid credentials (`not_authenticated`).",
     403: "The user lacks the role (`permission_denied`).",
     404: "No such resource (`not_found`).",
+    406: "No media type in Accept that the operation can answer with (`not_acceptable`).",
     409: "`expected_version` is stale (`version_conflict`, with `current_version`).",
     413: "Body over the configured limit (`payload_too_large`).",
+    415: (
+        "The body is not JSON in UTF-8: another Content-Type, or a charset other than UTF-8 "
+        "(`unsupported_media_type`)."
+    ),
     422: (
         "Fails validation (`invalid_event`) or reuses an idempotency key "
         "(`idempotency_key_reused`)."
@@ -35,11 +40,23 @@ _WHEN = {
 AUTHENTICATED = (401, 403, 429, 503)
 
 
+NEGOTIATED = 406
+"""Every operation: DRF picks the response's media type from Accept, or answers 406."""
+BODY_IMPLIES = {413: 415}
+"""An operation that reads a body (so may find it too large) may also find it not UTF-8 JSON."""
+
+
 def problem_responses(*statuses: int) -> dict[Any, OpenApiResponse]:
-    """`responses` entries for extend_schema: each status as `application/problem+json`."""
+    """`responses` entries for extend_schema: each status as `application/problem+json`.
+
+    Adds the statuses that follow from the others, so that no view lists them: 406 everywhere
+    and 415 wherever there is a body. 405 has no operation to be documented on: an operation is
+    a method the path accepts.
+    """
     known = {kind.status for kind in KINDS.values()}
+    implied = {NEGOTIATED, *(BODY_IMPLIES[s] for s in statuses if s in BODY_IMPLIES)}
     responses: dict[Any, OpenApiResponse] = {}
-    for status in statuses:
+    for status in sorted({*statuses, *implied}):
         if status not in known:
             raise ValueError(f"no problem kind has status {status}")
         responses[(status, PROBLEM_CONTENT_TYPE)] = OpenApiResponse(

@@ -152,7 +152,7 @@ class HealthView(APIView):
         operation_id="health",
         summary="Database, broker and projection lag",
         auth=[],
-        responses={200: HealthSerializer, 503: HealthSerializer},
+        responses={200: HealthSerializer, 503: HealthSerializer, **problem_responses()},
     )
     def get(self, request: Request) -> Response:
         database = _check_database()
