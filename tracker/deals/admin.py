@@ -9,7 +9,11 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 
 from . import history
+from .adminsite.site import protect
 from .models import Organisation
+
+# Hostile addresses on any of the site's pages answer 404 or "?e=1", never 500 (see the module).
+protect(admin.site)
 
 
 @admin.register(Organisation)

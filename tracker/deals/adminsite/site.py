@@ -1,0 +1,129 @@
+"""What the admin site answers to hostile addresses: a 404 or the list's "?e=1", never a 500.
+
+Django leaves two holes that any staff user can reach by editing an address:
+
+- the content-type shortcut (`/admin/r/<content type>/<object id>/`) catches a missing object
+  and a `ValueError`, but not the `ValidationError` of a UUID primary key given "1", nor the
+  database error of a model whose table is a view another backend lacks (django-pghistory's);
+- a change list catches lookups that fail while the queryset is *built*, and redirects to
+  "?e=1"; lookups that fail only when the query is *compiled or run* (`data__contains` on
+  SQLite, which has no JSON containment; an integer beyond 64 bits; an invalid regular
+  expression; a date that overflows when turned into UTC) escape as 500s.
+
+`protect(site)` closes both for every model registered on the site, ours and Django's own
+(users, groups) or third parties' (tokens) alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.admin import AdminSite, ModelAdmin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.contenttypes.views import shortcut
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+
+VIEW_ON_SITE = "view_on_site"
+
+
+def view_on_site(request: HttpRequest, content_type_id: str, object_id: str) -> HttpResponse:
+    """Django's shortcut, answering 404 before it can fail on an id its model cannot hold."""
+    try:
+        model = ContentType.objects.get(pk=int(content_type_id)).model_class()
+    except (ContentType.DoesNotExist, ValueError, OverflowError):
+        raise Http404("No such content type.") from None
+    if model is None or not hasattr(model, "get_absolute_url"):
+        # The shortcut would look the object up only to say this; no query can fail here.
+        raise Http404("These objects have no page of their own.")
+    try:
+        model._meta.pk.to_python(object_id)
+    except ValidationError:
+        raise Http404("No such object.") from None
+    return shortcut(request, content_type_id, object_id)
+
+
+class GuardedChangeList(ChangeList):
+    """A change list whose filters and search are tried before the page counts and lists rows.
+
+    The trial is one `EXISTS` query in a savepoint (so a failed statement leaves PostgreSQL's
+    transaction usable), made only when the request filters or searches.
+    """
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        queryset = super().get_queryset(request, exclude_parameters)
+        if self.get_filters_params() or request.GET.get(SEARCH_VAR):
+            try:
+                with transaction.atomic(using=queryset.db):
+                    queryset.exists()
+            except (SuspiciousOperation, ImproperlyConfigured):
+                raise
+            except Exception as error:
+                # As in Django's own ChangeList.get_queryset, which catches every error while
+                # it builds the filter: a lookup fails in ways no list can name in advance
+                # (NotSupportedError, OverflowError, DataError, re.error in SQLite's REGEXP,
+                # IndexError from a range of one value, NotImplementedError from a JSON
+                # lookup SQLite lacks). The other kinds are Django's answers already (400).
+                messages.error(request, f"This list cannot be filtered that way: {_reason(error)}")
+                raise IncorrectLookupParameters(error) from error
+        return queryset
+
+
+def _reason(error: Exception) -> str:
+    """The error's first line, short enough for a message (staff only see it)."""
+    lines = str(error).strip().splitlines()
+    text = lines[0][:200].rstrip(".") if lines else type(error).__name__
+    return text + "."
+
+
+class GuardedLookups:
+    """ModelAdmin mixin: the change list refuses lookups the database cannot run (see module)."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        base = super().get_changelist(request, **kwargs)  # type: ignore[misc]
+        if issubclass(base, GuardedChangeList):
+            return base
+        return type(f"Guarded{base.__name__}", (GuardedChangeList, base), {})
+
+
+def guarded(admin_class: type[ModelAdmin]) -> type[ModelAdmin]:
+    """`admin_class` with GuardedLookups mixed in (itself if it has it already)."""
+    if issubclass(admin_class, GuardedLookups):
+        return admin_class
+    return type(admin_class.__name__, (GuardedLookups, admin_class), {})
+
+
+def protect(site: AdminSite) -> None:
+    """Make `site` answer hostile addresses as the module says, for every registered model.
+
+    Called once when the admin modules load. The work is done when the site builds its URLs,
+    after every app, whatever its order in INSTALLED_APPS, has registered its models.
+    """
+    if getattr(site, "_protected", False):
+        return
+    build_urls = site.get_urls
+
+    def get_urls() -> list[Any]:
+        for model, model_admin in list(site._registry.items()):
+            if not isinstance(model_admin, GuardedLookups):
+                site.unregister(model)
+                site.register(model, guarded(type(model_admin)))
+        return [_safe(pattern, site) for pattern in build_urls()]
+
+    site.get_urls = get_urls  # type: ignore[method-assign]
+    site._protected = True  # type: ignore[attr-defined]
+
+
+def _safe(pattern: Any, site: AdminSite) -> Any:
+    if isinstance(pattern, URLPattern) and pattern.name == VIEW_ON_SITE:
+        return path(
+            "r/<path:content_type_id>/<path:object_id>/",
+            site.admin_view(view_on_site),
+            name=VIEW_ON_SITE,
+        )
+    return pattern
