@@ -1,4 +1,4 @@
-"""The access log: one record per request, with its request id, user, deal and timing."""
+"""The access log, one record per request; the security headers that Django does not set."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import logging
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
 log = logging.getLogger("tracker.access")
 
 
 class AccessLogMiddleware:
+    """One record per request, with its request id, user, deal and timing."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
@@ -37,3 +41,50 @@ class AccessLogMiddleware:
             },
         )
         return response
+
+
+class SecurityHeadersMiddleware:
+    """Content-Security-Policy and Permissions-Policy on every answer (unless a view set its
+    own), and `Cache-Control: no-store, private` on every API answer to a request that carried
+    credentials, so that no browser or proxy keeps a copy of what only that user may see.
+
+    The policies come from settings, as {directive: [sources]}: CONTENT_SECURITY_POLICY,
+    CONTENT_SECURITY_POLICY_EXCEPTIONS ({path: {directive: [sources]}}, replacing those
+    directives on that exact path) and PERMISSIONS_POLICY ({feature: [allowlist]}).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        policy = settings.CONTENT_SECURITY_POLICY
+        self.csp = _csp_header(policy)
+        self.csp_by_path = {
+            path: _csp_header({**policy, **replaced})
+            for path, replaced in getattr(
+                settings, "CONTENT_SECURITY_POLICY_EXCEPTIONS", {}
+            ).items()
+        }
+        self.permissions = ", ".join(
+            f"{feature}=({' '.join(allowed)})"
+            for feature, allowed in settings.PERMISSIONS_POLICY.items()
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault(
+            "Content-Security-Policy", self.csp_by_path.get(request.path, self.csp)
+        )
+        response.headers.setdefault("Permissions-Policy", self.permissions)
+        if request.path.startswith("/api/") and _carried_credentials(request):
+            patch_cache_control(response, no_store=True, private=True)
+        return response
+
+
+def _csp_header(policy: dict[str, list[str]]) -> str:
+    return "; ".join(" ".join([directive, *sources]) for directive, sources in policy.items())
+
+
+def _carried_credentials(request: HttpRequest) -> bool:
+    # DRF sets the user it authenticated (token or session) on the request it wraps; a token
+    # it refused still counts, since the answer is about that request alone.
+    user = getattr(request, "user", None)
+    return "HTTP_AUTHORIZATION" in request.META or bool(user and user.is_authenticated)

@@ -1,8 +1,10 @@
-"""Every response carries the security headers that `check --deploy` asks for."""
+"""Every response carries the security headers that `check --deploy` asks for, a
+Content-Security-Policy and a Permissions-Policy; authenticated API answers are not stored."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -54,6 +56,94 @@ def test_response_carries_the_security_headers(who, method, path, status):
     assert response.status_code == status
     for header, value in EXPECTED.items():
         assert response.get(header) == value, header
+    policy = csp(response)
+    assert policy["object-src"] == ["'none'"]
+    assert policy["base-uri"] == ["'none'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    if path != "/api/docs/":
+        assert policy["script-src"] == ["'self'"]
+    assert "camera=()" in response["Permissions-Policy"]
+
+
+def csp(response) -> dict[str, list[str]]:
+    """The Content-Security-Policy of `response`, as {directive: [sources]}."""
+    directives = [part.split() for part in response["Content-Security-Policy"].split(";")]
+    return {name: sources for name, *sources in directives}
+
+
+# The admin login page, Swagger UI, an authenticated API answer and the health check, as a
+# browser would ask for them.
+PAGES_AS_BROWSED = ["/admin/login/", "/api/docs/", "/api/v1/deals/", "/health/"]
+
+
+@pytest.mark.parametrize("path", PAGES_AS_BROWSED)
+def test_pages_load_script_only_from_this_origin(path):
+    client = client_for(make_user("rita", "reader"))
+    response = client.get(path, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    policy = csp(response)
+    assert policy["default-src"] == ["'self'"]
+    assert "'unsafe-eval'" not in policy["script-src"]
+    assert "*" not in response["Content-Security-Policy"]
+    assert policy["form-action"] == ["'self'"]
+    if path != "/api/docs/":
+        assert policy["script-src"] == ["'self'"]
+        assert not re.search(rb"<script(?![^>]*\bsrc=)(?![^>]*application/json)", response.content)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DocsView (tracker/api/views.py) should be a SpectacularSwaggerSplitView; when it "
+    "is, drop CONTENT_SECURITY_POLICY_EXCEPTIONS for /api/docs/ and this mark",
+)
+def test_swagger_ui_runs_no_inline_script():
+    page = Client().get("/api/docs/").content
+    assert not re.search(rb"<script(?![^>]*\bsrc=)", page)
+
+
+@pytest.mark.parametrize("path", PAGES_AS_BROWSED)
+def test_pages_turn_off_browser_features_the_product_never_uses(path):
+    response = Client().get(path)
+    features = dict(item.split("=") for item in response["Permissions-Policy"].split(", "))
+    for feature in ("camera", "microphone", "geolocation", "payment", "usb", "fullscreen"):
+        assert features[feature] == "()", feature
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/deals/", 200),
+        ("/api/v1/events/", 200),
+        ("/api/v1/deals/00000000-0000-4000-8000-000000000000/", 404),
+        ("/api/v1/nowhere/", 404),
+        ("/api/schema/", 200),
+    ],
+)
+def test_api_answers_to_a_token_are_not_stored(path, status):
+    response = client_for(make_user("rita", "reader")).get(path)
+    assert response.status_code == status
+    directives = {part.strip() for part in response["Cache-Control"].split(",")}
+    assert {"no-store", "private"} <= directives
+
+
+def test_api_answers_to_a_session_are_not_stored():
+    client = Client()
+    client.force_login(make_user("rita", "reader"))
+    response = client.get("/api/v1/deals/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert b"response-info" in response.content  # the browsable API
+    directives = {part.strip() for part in response["Cache-Control"].split(",")}
+    assert {"no-store", "private"} <= directives
+
+
+def test_a_refused_token_is_answered_without_being_stored():
+    response = Client().get("/api/v1/deals/", HTTP_AUTHORIZATION="Token " + "0" * 64)
+    assert response.status_code == 401
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_anonymous_public_answers_are_left_cacheable():
+    assert "no-store" not in Client().get("/health/").get("Cache-Control", "")
 
 
 def test_plain_http_is_redirected_to_https_when_asked():
