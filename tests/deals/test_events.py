@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,18 +12,21 @@ from pydantic import ValidationError
 
 from tracker.deals.errors import InvalidEvent, UnknownEventType
 from tracker.deals.events import (
+    EARLIEST_DATE,
     EVENT_TYPES,
     EventData,
     Money,
     Occurred,
     Source,
     json_schemas,
+    latest_date,
     parse_data,
     parse_occurred,
     parse_source,
     register_event_type,
     register_upcaster,
     schema_for,
+    text_problem,
     unregister_event_type,
     upcast,
 )
@@ -44,6 +48,7 @@ DOMAIN_TYPES = {
 }
 A = "00000000-0000-4000-8000-00000000000a"
 B = "00000000-0000-4000-8000-00000000000b"
+PARTY = {"organisation": A, "role": "partner"}
 
 
 def fields_of(error: pytest.ExceptionInfo[InvalidEvent]) -> list[str]:
@@ -124,6 +129,30 @@ class TestOccurred:
     def test_a_year_ends_on_31_december(self) -> None:
         assert Occurred(date(2025, 1, 1), "year").end == date(2025, 12, 31)
 
+    @pytest.mark.parametrize(
+        "value",
+        [
+            {"date": "0001-01-01", "precision": "day"},
+            {"date": "0202-06-01", "precision": "month"},
+            {"date": "1899-12-31", "precision": "day"},
+            {"date": "1899-01-01", "precision": "year"},
+        ],
+    )
+    def test_refuses_a_date_before_1900(self, value: dict[str, str]) -> None:
+        with pytest.raises(InvalidEvent, match="earliest date the tracker records") as error:
+            parse_occurred(value)
+        assert fields_of(error) == ["occurred.date"]
+
+    def test_accepts_1900_and_the_first_sipri_year(self) -> None:
+        assert parse_occurred({"date": "1900-01-01", "precision": "year"}).start == EARLIEST_DATE
+        assert parse_occurred({"date": "1950-01-01", "precision": "day"}).end == date(1950, 1, 1)
+
+    def test_a_correction_names_its_own_occurred_date(self) -> None:
+        data = {"event_id": A, "occurred": {"date": "0001-01-01", "precision": "day"}}
+        with pytest.raises(InvalidEvent) as error:
+            parse_data("FactCorrected", data)
+        assert fields_of(error) == ["data.occurred.date"]
+
 
 class TestSource:
     def test_publisher_defaults_to_unknown(self) -> None:
@@ -144,10 +173,168 @@ class TestSource:
             parse_source({"title": "Report", "url": "javascript:alert(1)"})
         assert fields_of(error) == ["source.url"]
 
+    @pytest.mark.parametrize("published_on", ["0001-01-01", "1899-12-31"])
+    def test_refuses_a_publication_date_before_1900(self, published_on: str) -> None:
+        with pytest.raises(InvalidEvent, match="before 1900-01-01") as error:
+            parse_source({"title": "Report", "published_on": published_on})
+        assert fields_of(error) == ["source.published_on"]
+
+    def test_refuses_a_publication_date_after_tomorrow_by_default(self) -> None:
+        tomorrow = latest_date()
+        assert tomorrow == datetime.now(UTC).date() + timedelta(days=1)
+        assert parse_source({"title": "R", "published_on": str(tomorrow)}).published_on == tomorrow
+        for late in (tomorrow + timedelta(days=1), date(9999, 12, 31)):
+            with pytest.raises(InvalidEvent, match="is in the future") as error:
+                parse_source({"title": "Report", "published_on": late.isoformat()})
+            assert fields_of(error) == ["source.published_on"]
+
+    def test_the_caller_sets_the_latest_publication_date(self) -> None:
+        source = {"title": "Report", "published_on": "2030-01-01"}
+        assert parse_source(source, latest=date(2030, 1, 1)).published_on == date(2030, 1, 1)
+        with pytest.raises(InvalidEvent, match=r"latest date accepted today is 2029-12-31"):
+            parse_source(source, latest=date(2029, 12, 31))
+
+    def test_a_publication_date_may_be_left_out(self) -> None:
+        assert parse_source({"title": "Report", "published_on": None}).published_on is None
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://example.com/a\x1b[31m",
+            "https://example.com/\u202egnp.exe",
+            "https://example.com/a b",
+            "https://example.com/\u200b",
+            "https://example.com/\ud800",
+            "https://example.com/\n",
+        ],
+    )
+    def test_refuses_a_url_with_controls_format_characters_or_spaces(self, url: str) -> None:
+        with pytest.raises(InvalidEvent) as error:
+            parse_source({"title": "Report", "url": url})
+        assert fields_of(error) == ["source.url"]
+
+    def test_keeps_an_international_url(self) -> None:
+        url = "https://örnek.com.tr/haber/uçak?q=İnsansız"  # noqa: RUF001 (Turkish)
+        assert parse_source({"title": "Report", "url": url}).url == url
+
     def test_is_frozen(self) -> None:
         source = Source(title="Report")
         with pytest.raises(ValidationError):
             source.title = "Other"  # type: ignore[misc]
+
+
+class TestText:
+    """One rule for every free-text field: verbatim, except what only deceives (events.py)."""
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Türkiye'nin İnsansız Hava Aracı ihracatı: ğüşıöç",  # noqa: RUF001 (Turkish)
+            "بايكار وليوناردو تؤسسان مشروعاً مشتركاً",
+            "عربي \u200f(RLM) and \u061c(ALM) marks",
+            "土耳其无人机制造商 ・ 日本語 ・ 한국어",
+            "Family \U0001f468\u200d\U0001f469\u200d\U0001f467 (ZWJ sequence)",
+            "Scotland: \U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+            "£5.4\u00a0billion, 20\u202fTyphoons",
+            "soft\u00adhyphen and zero\u200bwidth space inside",
+            "🛩️",
+        ],
+    )
+    def test_keeps_legitimate_text_verbatim(self, text: str) -> None:
+        assert parse_data("NoteAdded", {"text": text}).to_json() == {"text": text}
+        assert parse_data("PartyAdded", {"organisation": A, "role": text}).role == text
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("\u200b", "has no visible character"),
+            ("\u202e", "bidirectional control U+202E"),
+            ("\u200b\u2060\ufeff \u00a0\u3164\u2800\u0301", "has no visible character"),
+            ("evil\u202egnp.exe", "bidirectional control U+202E"),
+            ("a\u2066b\u2069", "bidirectional control U+2066"),
+            ("a\u202ab", "bidirectional control U+202A"),
+            ("\x1b[31mred\x1b[0m", "ESC (U+001B)"),
+            ("a\x85b", "control character U+0085"),
+            ("a\x9bb", "control character U+009B"),
+            ("a\x7fb", "control character U+007F"),
+            ("a\x00b", "control character U+0000"),
+            ("a\x08b", "control character U+0008"),
+            ("a\x0bb", "control character U+000B"),
+            ("a\ud800b", "U+D800, half of a surrogate pair"),
+            ("a\udfffb", "U+DFFF, half of a surrogate pair"),
+        ],
+    )
+    def test_refuses_controls_bidi_overrides_lone_surrogates_and_invisible_text(
+        self, text: str, message: str
+    ) -> None:
+        for type_, data, field in (
+            ("NoteAdded", {"text": text}, "data.text"),
+            ("PartyAdded", {"organisation": A, "role": text}, "data.role"),
+        ):
+            with pytest.raises(InvalidEvent, match=re.escape(message)) as error:
+                parse_data(type_, data)
+            assert fields_of(error) == [field]
+
+    @pytest.mark.parametrize("text", ["one\ntwo", "one\r\ntwo", "a\tb", "a\u2028b", "a\u2029b"])
+    def test_one_line_fields_refuse_line_breaks_and_tabs(self, text: str) -> None:
+        with pytest.raises(InvalidEvent, match="must be one line") as error:
+            parse_data("DealOpened", {"title": text, "kind": "mou", "parties": [PARTY]})
+        assert fields_of(error) == ["data.title"]
+        with pytest.raises(InvalidEvent, match="must be one line") as error:
+            parse_source({"title": text, "publisher": "unknown"})
+        assert fields_of(error) == ["source.title"]
+
+    @pytest.mark.parametrize("text", ["one\ntwo", "one\r\ntwo", "a\tb", "para\u2029graph"])
+    def test_multi_line_fields_keep_line_breaks_and_tabs(self, text: str) -> None:
+        assert parse_data("NoteAdded", {"text": text}).text == text
+        assert parse_data("StageChanged", {"stage": "active", "reason": text}).reason == text
+
+    def test_an_optional_text_may_be_empty_but_not_invisible(self) -> None:
+        assert parse_data("MouSigned", {"parties": [A, B], "scope": ""}).scope == ""
+        with pytest.raises(InvalidEvent, match="no visible character") as error:
+            parse_data("MouSigned", {"parties": [A, B], "scope": "\u200b\u200b"})
+        assert fields_of(error) == ["data.scope"]
+
+    def test_a_speaker_role_is_one_line(self) -> None:
+        quote = {"speaker": "Dave Holmes", "speaker_role": "MD\nBAE", "text": "An alliance"}
+        with pytest.raises(InvalidEvent, match="must be one line") as error:
+            parse_data("QuoteRecorded", quote)
+        assert fields_of(error) == ["data.speaker_role"]
+
+    def test_every_error_of_an_event_is_named_at_once(self) -> None:
+        data = {"title": "a\nb", "kind": "mou", "summary": "\u202e", "parties": [PARTY]}
+        with pytest.raises(InvalidEvent) as error:
+            parse_data("DealOpened", data)
+        assert fields_of(error) == ["data.title", "data.summary"]
+
+    def test_text_problem_is_the_rule_for_text_outside_the_catalogue(self) -> None:
+        assert text_problem("Turkish Aerospace (TUSAŞ)", one_line=True) is None
+        assert text_problem("", one_line=True) is None
+        assert text_problem("a\nb", one_line=False) is None
+        assert text_problem("a\nb", one_line=True) == (
+            "must be one line: it contains a line feed (U+000A)"
+        )
+
+
+class TestFactCorrectedSchemaVersion:
+    """Whether it is the corrected type's current version the services check, knowing the type."""
+
+    def test_a_version_without_data_is_refused(self) -> None:
+        data = {
+            "event_id": A,
+            "occurred": {"date": "2025-01-01", "precision": "year"},
+            "data_schema_version": 1,
+        }
+        with pytest.raises(InvalidEvent, match="give it with data") as error:
+            parse_data("FactCorrected", data)
+        assert fields_of(error) == ["data.data_schema_version"]
+
+    @pytest.mark.parametrize("version", [0, -1, "1", 1.0, True])
+    def test_a_version_that_is_not_a_positive_integer_is_refused(self, version: Any) -> None:
+        data = {"event_id": A, "data": {"text": "x"}, "data_schema_version": version}
+        with pytest.raises(InvalidEvent) as error:
+            parse_data("FactCorrected", data)
+        assert fields_of(error) == ["data.data_schema_version"]
 
 
 class TestSchemas:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import calendar
 import functools
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from datetime import date as Date
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -30,6 +32,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -87,6 +90,33 @@ def _decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
+EARLIEST_DATE = Date(1900, 1, 1)
+"""No fact happened, and no source was published, before this day.
+
+The tracker records aerospace and defence partnerships from news and published registers:
+powered flight dates from 1903 and SIPRI's arms-transfer records start in 1950, so 1900 leaves
+room for any company history a deal may cite, while 0001-01-01 or 0202-06-01 (a typing error)
+is refused rather than stored and shown on a timeline two thousand years long.
+"""
+FUTURE_TOLERANCE_DAYS = 1
+"""How far past today (UTC) a publication date may be when the caller gives no latest date:
+the default of the DEAL_FUTURE_TOLERANCE_DAYS setting, for sources dated in another time zone."""
+
+
+def latest_date(tolerance_days: int = FUTURE_TOLERANCE_DAYS) -> Date:
+    """The latest date accepted today: today in UTC plus the tolerance."""
+    return datetime.now(UTC).date() + timedelta(days=tolerance_days)
+
+
+def _not_too_early(value: Date) -> None:
+    if value < EARLIEST_DATE:
+        raise PydanticCustomError(
+            "date_too_early",
+            "{date} is before {earliest}, the earliest date the tracker records",
+            {"date": value.isoformat(), "earliest": EARLIEST_DATE.isoformat()},
+        )
+
+
 def _date(value: Any) -> Date:
     if isinstance(value, Date) and type(value) is Date:
         return value
@@ -127,9 +157,121 @@ def _currency(value: str) -> str:
 
 def _url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+    # isprintable() is False for every control, format character, lone surrogate and space
+    # but " ", none of which an address holds unencoded.
+    printable = value.isprintable() and " " not in value
+    if parts.scheme not in ("http", "https") or not parts.netloc or not printable:
         raise PydanticCustomError("url", "must be an http or https URL")
     return value
+
+
+# --- text ------------------------------------------------------------------------------------
+# One rule for every free-text field of the catalogue (and for any other text the project
+# stores, through `text_problem`): text is kept verbatim, Turkish, Arabic, CJK, emoji with
+# their zero-width joiners and non-breaking spaces alike, except what can only deceive a
+# reader or a terminal:
+# - control characters (C0, DEL, C1), so no ANSI escape sequence (ESC [ ...) reaches a log or
+#   a terminal; multi-line fields keep TAB, LF and CR;
+# - line breaks (LF, CR, U+2028, U+2029) and TAB in one-line fields, which must not forge a
+#   second line in a list, a log or a CSV export;
+# - the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which
+#   make text display in another order than it is stored ("Trojan Source", CVE-2021-42574);
+#   the marks U+200E, U+200F and U+061C, which Arabic and Hebrew text needs, stay;
+# - lone surrogates (a "\ud800" escape in JSON), which are not text in any encoding;
+# - text with nothing visible: only format characters (category Cf: U+200B, U+2060, ...),
+#   spaces, combining marks or the Hangul and Braille blanks.
+
+_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_SURROGATES = "\ud800-\udfff"
+_SURROGATE = re.compile(f"[{_SURROGATES}]")
+_REFUSED_IN_TEXT = re.compile(f"[{_CONTROLS}{_BIDI}{_SURROGATES}]")
+_REFUSED_IN_LINE = re.compile(f"[{_CONTROLS}{_BIDI}{_SURROGATES}\t\n\r\u2028\u2029]")
+_INVISIBLE_CATEGORIES = frozenset(("Cf", "Cc", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"))
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def text_problem(value: str, *, one_line: bool) -> str | None:
+    """Why `value` may not be stored as text (see above), or None if it may.
+
+    An empty string is left to the field's own minimum length.
+    """
+    refused = (_REFUSED_IN_LINE if one_line else _REFUSED_IN_TEXT).search(value)
+    if refused:
+        char = refused.group()
+        code = f"U+{ord(char):04X}"
+        if char in "\t\n\r\u2028\u2029" and one_line:
+            return f"must be one line: it contains {_NAMES.get(char, code)}"
+        if "\ud800" <= char <= "\udfff":
+            return f"contains {code}, half of a surrogate pair on its own, which is not text"
+        if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
+            return (
+                f"contains the bidirectional control {code}, which shows text in another "
+                "order than it is stored"
+            )
+        return f"contains the control character {_NAMES.get(char, code)}"
+    if value and not any(_visible(char) for char in value):
+        return "has no visible character"
+    return None
+
+
+_NAMES = {
+    "\t": "a tab (U+0009)",
+    "\n": "a line feed (U+000A)",
+    "\r": "a carriage return (U+000D)",
+    "\x1b": "ESC (U+001B), which starts terminal escape sequences",
+    "\u2028": "a line separator (U+2028)",
+    "\u2029": "a paragraph separator (U+2029)",
+}
+
+
+def _visible(char: str) -> bool:
+    return unicodedata.category(char) not in _INVISIBLE_CATEGORIES and char not in _BLANK_LETTERS
+
+
+def _one_line(value: str) -> str:
+    problem = text_problem(value, one_line=True)
+    if problem:
+        raise PydanticCustomError("text", problem)
+    return value
+
+
+def _multi_line(value: str) -> str:
+    problem = text_problem(value, one_line=False)
+    if problem:
+        raise PydanticCustomError("text", problem)
+    return value
+
+
+def _whole_characters(value: Any) -> Any:
+    # pydantic refuses a lone surrogate before any rule runs, saying only that the input is
+    # not a valid string; this says which character and why.
+    if isinstance(value, str):
+        surrogate = _SURROGATE.search(value)
+        if surrogate:
+            raise PydanticCustomError("text", text_problem(surrogate.group(), one_line=False))
+    return value
+
+
+def _text(*, max_length: int, one_line: bool, required: bool = True) -> Any:
+    return Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1 if required else None, max_length=max_length
+        ),
+        # A before-validator runs before the constraints wherever it is placed; placed first,
+        # it would make pydantic check the length before stripping.
+        BeforeValidator(_whole_characters),
+        AfterValidator(_one_line if one_line else _multi_line),
+    ]
+
+
+# Names, titles, roles, items: one line. Reasons, notes, quotes, summaries: several.
+ShortText = _text(max_length=300, one_line=True)
+OptionalShortText = _text(max_length=300, one_line=True, required=False)
+Title = _text(max_length=2000, one_line=True)
+Text = _text(max_length=2000, one_line=False)
+OptionalText = _text(max_length=10000, one_line=False, required=False)
 
 
 DecimalString = Annotated[
@@ -148,9 +290,6 @@ CountryCode = Annotated[
 CurrencyCode = Annotated[
     str, AfterValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"})
 ]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10000)]
 Url = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_url)]
 Quantity = Annotated[int, Field(gt=0, le=2**53 - 1)]
 
@@ -191,6 +330,13 @@ class Occurred(Closed):
             data["precision"] = precision
         super().__init__(**data)
 
+    @field_validator("date")
+    @classmethod
+    def _in_range(cls, value: Date) -> Date:
+        # The future is the services' to judge: their tolerance is a setting.
+        _not_too_early(value)
+        return value
+
     @model_validator(mode="after")
     def _first_of_period(self) -> Occurred:
         if self.precision == "month" and self.date.day != 1:
@@ -221,12 +367,31 @@ def period_end(start: Date, precision: str) -> Date:
 
 
 class Source(Closed):
-    """Where a fact was reported. The publisher may be "unknown" but is never empty."""
+    """Where a fact was reported. The publisher may be "unknown" but is never empty.
 
-    title: Text
+    `published_on` is on or after EARLIEST_DATE and not after the latest date accepted today:
+    the validation context's "latest" (a date) if given, else `latest_date()`.
+    """
+
+    title: Title
     publisher: ShortText = "unknown"
     url: Url | None = None
     published_on: DateString | None = None
+
+    @field_validator("published_on")
+    @classmethod
+    def _in_range(cls, value: Date | None, info: ValidationInfo) -> Date | None:
+        if value is None:
+            return value
+        _not_too_early(value)
+        latest = (info.context or {}).get("latest") or latest_date()
+        if value > latest:
+            raise PydanticCustomError(
+                "date_in_future",
+                "{date} is in the future (the latest date accepted today is {latest})",
+                {"date": value.isoformat(), "latest": latest.isoformat()},
+            )
+        return value
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -392,7 +557,7 @@ class StageChanged(EventData):
 
 class QuoteRecorded(EventData):
     speaker: ShortText
-    speaker_role: OptionalText = ""
+    speaker_role: OptionalShortText = ""
     organisation: Uuid | None = None
     text: Text
     organisation_paths = ("organisation",)
@@ -425,6 +590,13 @@ class FactCorrected(EventData):
         if self.data is None and self.occurred is None:
             raise ValueError("a correction must give new data, a new occurred, or both")
         return self
+
+    def problems(self) -> list[tuple[str, str]]:
+        # Whether the version is the corrected type's current one is a rule (rules.py): the
+        # type is that of the event named, which only the stream knows.
+        if self.data is None and self.data_schema_version is not None:
+            return [("data_schema_version", "is the version of new data: give it with data")]
+        return []
 
 
 def _refuse_duplicates(ids: list[UUID], what: str) -> None:
@@ -530,24 +702,25 @@ def parse_occurred(value: Any, *, prefix: str = "occurred") -> Occurred:
     return _validate(Occurred, value, prefix)
 
 
-def parse_source(value: Any, *, prefix: str = "source") -> Source:
+def parse_source(value: Any, *, prefix: str = "source", latest: Date | None = None) -> Source:
+    """Validate a source; `latest` is the latest publication date accepted (see Source)."""
     if isinstance(value, Source):
         return value
     if value is None:
         raise InvalidEvent.single(prefix, "every fact must cite its source")
-    return _validate(Source, value, prefix)
+    return _validate(Source, value, prefix, context={"latest": latest} if latest else None)
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate(cls: type[M], value: Any, prefix: str) -> M:
+def _validate(cls: type[M], value: Any, prefix: str, context: dict[str, Any] | None = None) -> M:
     if isinstance(value, cls):
         return value
     if not isinstance(value, Mapping):
         raise InvalidEvent.single(prefix, "must be a JSON object")
     try:
-        return cls.model_validate(dict(value))
+        return cls.model_validate(dict(value), context=context)
     except ValidationError as error:
         raise InvalidEvent(field_errors(error, prefix)) from None
 
