@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
 import pytest
@@ -240,3 +240,57 @@ class TestAuditParameters:
             {"as_of": "9999-12-31", "known_at": "9999-12-31"},
         )
         assert response.context["asked"].state.stage == "mou_signed"
+
+
+# --- an object's pages, the search and the add form ----------------------------------------------
+
+HOSTILE_IDS = ("x", "\x00", "99999999999999999999999", "-1", "00000000-0000-0000-0000-000000000000")
+
+
+class TestObjectPages:
+    def test_every_admin_answers_a_missing_or_malformed_id_without_a_server_error(
+        self, root_client: Client
+    ) -> None:
+        failures = {}
+        for model in list(admin.site._registry):
+            base = changelist(model)
+            for object_id in HOSTILE_IDS:
+                for page in ("change/", "history/", "delete/", ""):
+                    url = f"{base}{quote(object_id, safe='')}/{page}"
+                    status = root_client.get(url).status_code
+                    # Django redirects a missing object to the index with a message; the
+                    # event and deal admins have no such pages (403, 404).
+                    if status >= 500:
+                        failures[url] = status
+        assert failures == {}
+
+    @pytest.mark.parametrize("term", ["\x00", "a\x00b", "%", "'; --"])
+    def test_the_autocomplete_search_answers_any_term(self, root_client: Client, term: str) -> None:
+        Organisation.objects.create(name="Leonardo", kind="company", country="IT")
+        response = root_client.get(
+            "/admin/autocomplete/",
+            {
+                "app_label": "deals",
+                "model_name": "organisation",
+                "field_name": "parent",
+                "term": term,
+            },
+        )
+        assert response.status_code == 200
+        assert response.json()["results"] == []
+
+    @pytest.mark.parametrize("parent", ["x", "\x00", "1", "99999999999999999999999"])
+    def test_the_add_form_ignores_an_initial_value_naming_no_possible_row(
+        self, root_client: Client, parent: str
+    ) -> None:
+        response = root_client.get(
+            "/admin/deals/organisation/add/", {"parent": parent, "name": "A"}
+        )
+        assert response.status_code == 200
+        assert response.context["adminform"].form.initial == {"name": "A"}
+
+    def test_the_add_form_keeps_a_valid_initial_parent(self, root_client: Client) -> None:
+        parent = Organisation.objects.create(name="BAE Systems", kind="company", country="GB")
+        response = root_client.get("/admin/deals/organisation/add/", {"parent": str(parent.id)})
+        assert response.status_code == 200
+        assert response.context["adminform"].form.initial == {"parent": str(parent.id)}

@@ -10,8 +10,10 @@ Django leaves two holes that any staff user can reach by editing an address:
   SQLite, which has no JSON containment; an integer beyond 64 bits; an invalid regular
   expression; a date that overflows when turned into UTC) escape as 500s.
 
-`protect(site)` closes both for every model registered on the site, ours and Django's own
-(users, groups) or third parties' (tokens) alike.
+Beside them, a NUL in an object's id or a search term fails on PostgreSQL (text cannot hold
+one), and an add form's "?parent=x" fails where an autocomplete widget looks its initial value
+up. `protect(site)` closes all of these for every model registered on the site, ours and
+Django's own (users, groups) or third parties' (tokens) alike.
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.contenttypes.views import shortcut
-from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation, ValidationError
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    ImproperlyConfigured,
+    SuspiciousOperation,
+    ValidationError,
+)
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
@@ -82,13 +90,53 @@ def _reason(error: Exception) -> str:
 
 
 class GuardedLookups:
-    """ModelAdmin mixin: the change list refuses lookups the database cannot run (see module)."""
+    """ModelAdmin mixin: what a query string or an address names is looked up only if the
+    database can run the lookup (see the module): the change list, the search (here and in
+    the autocomplete view), an object's pages and the add form's initial values."""
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         base = super().get_changelist(request, **kwargs)  # type: ignore[misc]
         if issubclass(base, GuardedChangeList):
             return base
         return type(f"Guarded{base.__name__}", (GuardedChangeList, base), {})
+
+    # PostgreSQL's text cannot hold NUL: no row holds one, and asking for one fails.
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        if "\x00" in str(object_id):
+            return None
+        return super().get_object(request, object_id, from_field)  # type: ignore[misc]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if "\x00" in search_term:
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """Django's initial values from the query string, less those naming no possible row.
+
+        An autocomplete widget looks its initial value up to show it: "?parent=x" would
+        otherwise fail with a ValidationError.
+        """
+        initial = super().get_changeform_initial_data(request)  # type: ignore[misc]
+        for name, value in list(initial.items()):
+            values = value if isinstance(value, list) else [value]
+            if any("\x00" in str(item) for item in values):
+                del initial[name]
+                continue
+            try:
+                field = self.opts.get_field(name)  # type: ignore[attr-defined]
+            except FieldDoesNotExist:
+                continue
+            if field.is_relation and field.concrete:
+                try:
+                    for item in values:
+                        field.target_field.to_python(item)
+                except (ValidationError, ValueError):
+                    del initial[name]
+        return initial
 
 
 def guarded(admin_class: type[ModelAdmin]) -> type[ModelAdmin]:
