@@ -48,21 +48,13 @@ class SecurityHeadersMiddleware:
     own), and `Cache-Control: no-store, private` on every API answer to a request that carried
     credentials, so that no browser or proxy keeps a copy of what only that user may see.
 
-    The policies come from settings, as {directive: [sources]}: CONTENT_SECURITY_POLICY,
-    CONTENT_SECURITY_POLICY_EXCEPTIONS ({path: {directive: [sources]}}, replacing those
-    directives on that exact path) and PERMISSIONS_POLICY ({feature: [allowlist]}).
+    The policies come from settings: CONTENT_SECURITY_POLICY ({directive: [sources]}) and
+    PERMISSIONS_POLICY ({feature: [allowlist]}).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        policy = settings.CONTENT_SECURITY_POLICY
-        self.csp = _csp_header(policy)
-        self.csp_by_path = {
-            path: _csp_header({**policy, **replaced})
-            for path, replaced in getattr(
-                settings, "CONTENT_SECURITY_POLICY_EXCEPTIONS", {}
-            ).items()
-        }
+        self.csp = _csp_header(settings.CONTENT_SECURITY_POLICY)
         self.permissions = ", ".join(
             f"{feature}=({' '.join(allowed)})"
             for feature, allowed in settings.PERMISSIONS_POLICY.items()
@@ -70,9 +62,7 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.headers.setdefault(
-            "Content-Security-Policy", self.csp_by_path.get(request.path, self.csp)
-        )
+        response.headers.setdefault("Content-Security-Policy", self.csp)
         response.headers.setdefault("Permissions-Policy", self.permissions)
         if request.path.startswith("/api/") and _carried_credentials(request):
             patch_cache_control(response, no_store=True, private=True)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from tracker.api.fallback import unmatched
 from tracker.api.login_throttle import admin_login
 from tracker.api.views import DocsView, HealthView
 
@@ -15,6 +16,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema"), name="docs"),
     path("health/", HealthView.as_view(), name="health"),
+    # Last: anything else under /api/ (`/api/v1` without its slash, `/api/schema`) is served at
+    # its canonical path or answered 404 as problem details, whatever DEBUG says.
+    re_path(r"^api/", unmatched),
 ]
 
 # Errors raised outside DRF views (unknown paths, ids that are not UUIDs) under /api/ and

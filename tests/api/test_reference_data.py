@@ -40,6 +40,23 @@ class TestOrganisations:
         assert response.json()["code"] == "invalid_event"
         assert errors(response) == ["country"]
 
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("name", "Forged\nsecond line"),
+            ("name", "\u202eevil"),
+            ("name", "\x1b[31mred"),
+            ("name", "\u200b\u200b"),
+            ("short_name", "A\u0085B"),
+        ],
+    )
+    def test_a_name_that_is_not_one_plain_line_is_422(self, editor, field, value):
+        body = {"name": "Plain", "kind": "company", "country": "GB", field: value}
+        response = editor.post(ORGS, body, format="json")
+        assert response.status_code == 422, response.content
+        assert errors(response) == [field]
+        assert not Organisation.objects.filter(name=body["name"]).exists()
+
     def test_a_parent_that_does_not_exist_is_422_naming_parent(self, editor):
         body = {"name": "Orphan", "kind": "company", "country": "GB", "parent": str(uuid4())}
         response = editor.post(ORGS, body, format="json")

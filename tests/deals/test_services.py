@@ -440,6 +440,20 @@ class TestOccurredAndSource:
         )
         assert len(read_stream(deal)) == 2
 
+    @override_settings(DEAL_FUTURE_TOLERANCE_DAYS=5)
+    def test_a_source_published_within_the_configured_tolerance_is_accepted(
+        self, deal: UUID
+    ) -> None:
+        from datetime import timedelta
+
+        today = timezone.now().date()
+        source = {"title": "Early edition", "publisher": "unknown"}
+        soon = {**source, "published_on": (today + timedelta(days=5)).isoformat()}
+        record(deal, "NoteAdded", {"text": "x"}, source=soon)
+        too_late = {**source, "published_on": (today + timedelta(days=6)).isoformat()}
+        errors = refused(deal, "NoteAdded", {"text": "y"}, source=too_late)
+        assert list(errors) == ["source.published_on"]
+
     def test_refuses_a_fact_without_a_source(self, deal: UUID) -> None:
         assert refused(deal, "NoteAdded", {"text": "x"}, source=None) == {
             "source": "every fact must cite its source"

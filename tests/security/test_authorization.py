@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from rest_framework.test import APIClient
 
 from tests.api.conftest import client_for, make_user, seeded  # noqa: F401  (fixture)
+from tracker.api.fallback import unmatched
 from tracker.deals.models import Organisation
 from tracker.eventstore.store import read_stream
 
@@ -118,6 +119,8 @@ def routes(seeded) -> list[tuple[str, URLPattern, str]]:  # noqa: F811
     values = Values(seeded)
     found = []
     for route, pattern, _ in walk(get_resolver()):
+        if pattern.callback is unmatched:
+            continue  # the fallbacks: test_unmatched_api_paths_are_404_problems_for_anyone
         path = values.path(route)
         assert not re.search(r"[<>()?\\]", path), f"cannot fill {route!r}: {path!r}"
         found.append((route, pattern, path))
@@ -205,3 +208,21 @@ def test_anonymous_and_reader_get_only_what_api_md_allows(routes):
     assert checked > 100
     # Nothing a refused request asked for was done.
     assert state() == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/nothing/", "/api/v1", "/api/v1/nothing/", "/api/v1/deals/xyz/"]
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_unmatched_api_paths_are_404_problems_for_anyone(path: str, method: str):
+    for client in (APIClient(), client_for(make_user(f"r-{method}", "reader"))):
+        response = request(client, method, path)
+        assert response.status_code == 404, (method, path)
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] == "not_found"
+
+
+def test_the_schema_without_its_trailing_slash_is_served():
+    response = APIClient().get("/api/schema")
+    assert response.status_code == 200
+    assert b"openapi" in response.content

@@ -91,11 +91,6 @@ def test_pages_load_script_only_from_this_origin(path):
         assert not re.search(rb"<script(?![^>]*\bsrc=)(?![^>]*application/json)", response.content)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DocsView (tracker/api/views.py) should be a SpectacularSwaggerSplitView; when it "
-    "is, drop CONTENT_SECURITY_POLICY_EXCEPTIONS for /api/docs/ and this mark",
-)
 def test_swagger_ui_runs_no_inline_script():
     page = Client().get("/api/docs/").content
     assert not re.search(rb"<script(?![^>]*\bsrc=)", page)

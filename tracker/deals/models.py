@@ -8,6 +8,7 @@ import pghistory
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from .events import text_problem
 from .values import COUNTRY_CODES
 
 
@@ -18,6 +19,13 @@ def validate_country(value: str) -> None:
             code="invalid_country",
             params={"value": value},
         )
+
+
+def validate_one_line(value: str) -> None:
+    """The catalogue's rule for one-line text (no controls, bidi overrides or line breaks)."""
+    problem = text_problem(value, one_line=True)
+    if problem:
+        raise ValidationError(problem, code="invalid_text")
 
 
 # Organisations are ordinary rows, edited in place; triggers (PostgreSQL only) copy every
@@ -41,8 +49,8 @@ class Organisation(models.Model):
         JOINT_VENTURE = "joint_venture", "Joint venture"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=200)
-    short_name = models.CharField(max_length=50, blank=True)
+    name = models.CharField(max_length=200, validators=[validate_one_line])
+    short_name = models.CharField(max_length=50, blank=True, validators=[validate_one_line])
     kind = models.CharField(max_length=20, choices=Kind.choices)
     country = models.CharField(
         max_length=2,

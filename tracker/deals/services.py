@@ -247,7 +247,9 @@ def _parse(proposed: Sequence[ProposedEvent], *, batch: bool) -> list[_Parsed]:
         found: list[FieldError] = []
         data = _collect(found, parse_data, str(event.type), event.data, prefix=prefix + "data")
         occurred = _collect(found, parse_occurred, event.occurred, prefix=prefix + "occurred")
-        source = _collect(found, parse_source, event.source, prefix=prefix + "source")
+        source = _collect(
+            found, parse_source, event.source, prefix=prefix + "source", latest=latest
+        )
         if occurred is not None and occurred.date > latest:
             found.append(_future(prefix + "occurred", occurred, latest))
         if isinstance(data, FactCorrected) and data.occurred and data.occurred.date > latest:
@@ -260,9 +262,9 @@ def _parse(proposed: Sequence[ProposedEvent], *, batch: bool) -> list[_Parsed]:
     return parsed
 
 
-def _collect(found: list[FieldError], parse: Any, *args: Any, prefix: str) -> Any:
+def _collect(found: list[FieldError], parse: Any, *args: Any, prefix: str, **options: Any) -> Any:
     try:
-        return parse(*args, prefix=prefix)
+        return parse(*args, prefix=prefix, **options)
     except InvalidEvent as invalid:
         found.extend(invalid.errors)
         return None
