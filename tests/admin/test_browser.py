@@ -40,6 +40,8 @@ def test_admin_opens_a_deal_and_records_mou_then_joint_venture(
     page = login(superuser)
     page.goto(f"{live_server.url}/admin/projections/dealstate/")
     page.click("#open-deal")
+    # The filters work once the deferred admin.js has run, at the load event.
+    page.wait_for_load_state()
 
     page.fill("#id_data-title", "Baykar and Leonardo: LBA Systems")
     page.select_option("#id_data-kind", "joint_venture")
@@ -58,6 +60,7 @@ def test_admin_opens_a_deal_and_records_mou_then_joint_venture(
     deal = Stream.objects.get().id
 
     page.click("#record-MouSigned")
+    page.wait_for_load_state()
     page.select_option("#id_data-parties-0", str(BAYKAR))
     page.select_option("#id_data-parties-1", str(LEONARDO))
     page.fill("#id_occurred-date", "2025-03-10")
@@ -69,6 +72,7 @@ def test_admin_opens_a_deal_and_records_mou_then_joint_venture(
     page.wait_for_load_state()
 
     page.click("#record-JointVentureFormed")
+    page.wait_for_load_state()
     page.select_option("#id_data-venture", str(LBA))
     page.select_option("#id_data-shares-0-organisation", str(BAYKAR))
     page.fill("#id_data-shares-0-percent", "50")
