@@ -51,7 +51,9 @@ bench: install
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.projection
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.api
 
-## 16 clients for 60 seconds on 100 deals against a stack of real processes on loopback.
+## 16 clients for 60 seconds on 100 deals against a stack of real processes on loopback, its
+## PostgreSQL durable (fsync and synchronous_commit on). Every request is counted by outcome
+## (status, connection error, timeout, failed check); bench/results/load.json has the counts.
 loadtest: install
 	scripts/install-system-packages.sh
 	$(BIN)/python -m bench.load --seconds 60 --clients 16 --deals 100

@@ -4,12 +4,17 @@ Used by tests/e2e and bench/load.py.
 
 Each stack has its own PostgreSQL and Redis (scripts/services.sh in a temporary directory), so
 a test may stop and restart them without touching the database the rest of the suite uses.
+Its PostgreSQL is durable (fsync, synchronous_commit and full_page_writes on), as in production.
 The commands are those docker/entrypoint.sh runs in the containers.
+
+`attempt()` makes one HTTP request and says what became of it, including the answers that
+never came (a refused or reset connection, a timeout); `Stack.request()` raises on those.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -21,8 +26,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "scripts" / "services.sh"
@@ -35,8 +43,52 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Reply:
+    """What one request got: an HTTP status and body, or no answer (`failure` says which)."""
+
+    status: int | None
+    body: Any = None
+    failure: str | None = None
+    """`connection_error` (refused, reset, closed early, a malformed answer) or `timeout`."""
+    detail: str = ""
+
+
+def attempt(
+    base: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Reply:
+    """Make one request on a new connection; never raises for what the network or server did."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    try:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return Reply(response.status, _json(response.read()))
+        except urllib.error.HTTPError as error:
+            try:
+                return Reply(error.code, _json(error.read()))
+            finally:
+                error.close()
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        failure = "timeout" if isinstance(reason, TimeoutError) else "connection_error"
+        return Reply(None, failure=failure, detail=f"{type(reason).__name__}: {reason}")
+
+
 class Stack:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, durable: bool = True) -> None:
         self.dir = directory
         self.logs = directory / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -47,11 +99,12 @@ class Stack:
         self.services = Path(tempfile.mkdtemp(prefix="dealtracker-stack-"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.mode = "--durable" if durable else "--fast"
 
     # --- services ----------------------------------------------------------------------
 
     def start_services(self) -> None:
-        subprocess.run([SERVICES, "start", self.services, "--fast"], check=True)
+        subprocess.run([SERVICES, "start", self.services, self.mode], check=True)
         values = {}
         for line in (self.services / "env").read_text().splitlines():
             key, _, value = line.partition("=")
@@ -71,6 +124,12 @@ class Stack:
             "API_THROTTLE_ANON": "1000000/min",
             "CONN_MAX_AGE": "0",
         }
+
+    def durability(self) -> dict[str, str]:
+        """The settings that make a commit durable, as the running PostgreSQL reports them."""
+        names = ("fsync", "synchronous_commit", "full_page_writes", "server_version")
+        with psycopg.connect(self.env["DATABASE_URL"]) as conn:
+            return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
 
     def service(self, action: str) -> None:
         subprocess.run([SERVICES, action, self.services], check=True)
@@ -165,24 +224,16 @@ class Stack:
         token: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Token {token}")
-        for key, value in (headers or {}).items():
-            request.add_header(key, value)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, _json(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _json(error.read())
+        """The status and body of one request; raises ConnectionError when no answer came."""
+        reply = attempt(self.base, method, path, body, token=token, headers=headers)
+        if reply.status is None:
+            raise ConnectionError(f"{method} {path}: {reply.failure} ({reply.detail})")
+        return reply.status, reply.body
 
     def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
-        try:
-            return self.request("GET", path, token=token)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return 0, None
+        """Like `request`, with 0 for no answer: for polling a server that may not be up."""
+        reply = attempt(self.base, "GET", path, token=token)
+        return (reply.status or 0), reply.body
 
     def wait_for(self, condition, *, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Start and stop a private PostgreSQL and Redis on 127.0.0.1, on free ports, in one directory.
 #
-#   scripts/services.sh start DIR [--fast]   start both; write their settings to DIR/env
-#   scripts/services.sh stop DIR             stop both
+#   scripts/services.sh start DIR [--durable|--fast]   start both; write their settings to DIR/env
+#   scripts/services.sh stop DIR                       stop both
 #   scripts/services.sh stop-postgres|start-postgres|stop-redis|start-redis DIR
 #
 # PostgreSQL refuses to run as root, so as root the cluster belongs to an unprivileged system
-# user (dealtracker, created if missing). --fast turns off fsync for test runs.
+# user (dealtracker, created if missing). --durable (the default) sets fsync, synchronous_commit
+# and full_page_writes on, as production runs; --fast turns them off, for test runs only.
 set -euo pipefail
 
 command=${1:?usage: services.sh start|stop|... DIR}
 dir=${2:?usage: services.sh start|stop|... DIR}
-fast=${3:-}
+mode=${3:---durable}
 service_user=dealtracker
 
 pg_bindir() {
@@ -92,10 +93,14 @@ start)
     command -v redis-server >/dev/null || { echo "Redis is not installed" >&2; exit 1; }
     PG_PORT=$(free_port)
     REDIS_PORT=$(free_port)
-    PG_OPTIONS=""
-    if [ "$fast" = --fast ]; then
-        PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    fi
+    case $mode in
+    --durable) PG_OPTIONS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on" ;;
+    --fast) PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
+    *)
+        echo "unknown mode: $mode (--durable or --fast)" >&2
+        exit 2
+        ;;
+    esac
     mkdir -p "$dir/pg" "$dir/socket" "$dir/run"
     chmod 755 "$dir"
     [ "$(id -u)" = 0 ] && chown "$service_user" "$dir/pg" "$dir/socket" "$dir/run"
@@ -103,6 +108,7 @@ start)
         --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     cat >"$dir/env" <<ENV
 SERVICES_DIR=$dir
+SERVICES_MODE=$mode
 PG_BIN=$bin
 PG_PORT=$PG_PORT
 PG_OPTIONS="$PG_OPTIONS"

@@ -3,6 +3,7 @@
 # whatever the command's outcome. Their addresses reach the command as DATABASE_URL,
 # CELERY_BROKER_URL and REDIS_URL. If they cannot start, REQUIRE_SERVICES=1 fails the run;
 # otherwise the command runs without them (tests that need them skip, saying why).
+# PostgreSQL runs with fsync off unless SERVICES_MODE=--durable (for measurements).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

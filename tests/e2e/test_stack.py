@@ -39,33 +39,39 @@ def open_deal(stack: Stack) -> str:
 
 
 def append_notes(stack: Stack, deal: str, count: int, wins: list[int], errors: list) -> None:
-    """Append `count` notes, retrying on version conflicts with the version the 409 reports."""
-    expected = stack.request("GET", f"/api/v1/deals/{deal}/state/", token=stack.editor)[1][
-        "version"
-    ]
-    done = 0
-    while done < count:
-        status, body = stack.request(
-            "POST",
-            f"/api/v1/deals/{deal}/events/",
-            {
-                "type": "NoteAdded",
-                "data": {"text": f"note {done}"},
-                "occurred": OCCURRED,
-                "source": SOURCE,
-                "expected_version": expected,
-            },
-            token=stack.editor,
-        )
-        if status == 201:
-            wins.append(body["version"])
-            expected = body["version"]
-            done += 1
-        elif status == 409:
-            expected = body["current_version"]
-        else:
-            errors.append((status, body))
-            return
+    """Append `count` notes, retrying on version conflicts with the version the 409 reports.
+
+    Runs in a thread: whatever goes wrong, including no answer at all, lands in `errors`.
+    """
+    try:
+        expected = stack.request("GET", f"/api/v1/deals/{deal}/state/", token=stack.editor)[1][
+            "version"
+        ]
+        done = 0
+        while done < count:
+            status, body = stack.request(
+                "POST",
+                f"/api/v1/deals/{deal}/events/",
+                {
+                    "type": "NoteAdded",
+                    "data": {"text": f"note {done}"},
+                    "occurred": OCCURRED,
+                    "source": SOURCE,
+                    "expected_version": expected,
+                },
+                token=stack.editor,
+            )
+            if status == 201:
+                wins.append(body["version"])
+                expected = body["version"]
+                done += 1
+            elif status == 409:
+                expected = body["current_version"]
+            else:
+                errors.append((status, body))
+                return
+    except Exception as error:
+        errors.append(error)
 
 
 def concurrently(stack, deal, clients: int, per_client: int):
