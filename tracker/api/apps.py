@@ -9,7 +9,7 @@ class ApiConfig(AppConfig):
     label = "api"
 
     def ready(self) -> None:
-        from .roles import ensure_role_groups
+        from tracker.deals.roles import ensure_role_groups
 
         # post_migrate rather than a data migration: it also runs after a test flush empties
         # auth_group. This app has no models, so Django sends it no post_migrate of its own;

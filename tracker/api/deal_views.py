@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from tracker.deals import replay
 from tracker.deals.errors import DealNotFound, FieldError, InvalidEvent
 from tracker.deals.reducer import Deal, deal_to_json
+from tracker.deals.roles import Role, has_role
 from tracker.deals.services import ProposedEvent, open_deal, record_event, record_events
 from tracker.eventstore.store import read_stream, stream_version
 from tracker.projections.dispatch import heal_if_embedded
@@ -34,7 +35,6 @@ from .pagination import DealPagination
 from .parsers import BodyRequired
 from .permissions import CanAudit, CanEdit, CanRead
 from .problems import MalformedRequest
-from .roles import Role, has_role
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
     AppendedSerializer,

@@ -12,7 +12,7 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from .roles import Role, has_role
+from tracker.deals.roles import Role, has_role
 
 
 class _RolePermission(BasePermission):

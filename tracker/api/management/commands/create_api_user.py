@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from tracker.api.auth import describe_expiry, issue_token
-from tracker.api.roles import Role, ensure_role_groups
+from tracker.deals.roles import Role, ensure_role_groups
 
 
 class Command(BaseCommand):

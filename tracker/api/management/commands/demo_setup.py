@@ -18,8 +18,8 @@ from django.db import transaction
 from django.urls import reverse
 
 from tracker.api.auth import issue_token
-from tracker.api.roles import Role, ensure_role_groups
 from tracker.deals.management.commands.seed_demo import deal_id
+from tracker.deals.roles import Role, ensure_role_groups
 
 # name -> (role group or None for a superuser, is_staff)
 DEMO_USERS = {

@@ -1,6 +1,8 @@
-"""The API's roles: Django groups `reader`, `editor` and `auditor` (API.md, "Who may do what").
+"""Who may read, record and audit deals: the Django groups `reader`, `editor` and `auditor`.
 
-Editors and auditors may do everything a reader may; superusers may do everything.
+One definition for every edge: the API's permissions (API.md, "Who may do what") and the back
+office's pages both ask `has_role`. Editors and auditors may do everything a reader may;
+superusers may do everything.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ def has_role(user: AbstractBaseUser | AnonymousUser | None, role: Role) -> bool:
 
 def _group_names(user: Any) -> set[str]:
     # One query per request: permission checks may ask several times.
-    cached = getattr(user, "_api_role_names", None)
+    cached = getattr(user, "_role_names", None)
     if cached is None:
         cached = set(user.groups.values_list("name", flat=True))
-        user._api_role_names = cached
+        user._role_names = cached
     return cached
