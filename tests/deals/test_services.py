@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tracker.deals import services
 from tracker.deals.errors import DealNotFound, InvalidEvent
 from tracker.deals.reducer import deal_to_json
-from tracker.deals.replay import state
+from tracker.deals.replay import replay_events, state
 from tracker.deals.services import (
     ProposedEvent,
     open_deal,
@@ -25,7 +29,19 @@ from tracker.deals.signals import events_recorded
 from tracker.eventstore.errors import IdempotencyKeyReused, VersionConflict
 from tracker.eventstore.store import NewEvent, append, read_stream
 
-from .builders import BAYKAR, LBA, LEONARDO, SOURCE, YEAR_2025, deal2_facts, joint_venture, mou
+from .builders import (
+    BAYKAR,
+    DEAL,
+    LBA,
+    LEONARDO,
+    SOURCE,
+    YEAR_2025,
+    deal2_facts,
+    joint_venture,
+    mou,
+    opened,
+    recorded,
+)
 from .conftest import OTHER
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -718,3 +734,138 @@ class TestRecordingOrderThroughTheServices:
         assert states[0] == states[1]
         assert states[0]["stage"] == "active"
         assert states[0]["version"] == 1 + len(facts)
+
+
+class TestOneFold:
+    """The service computes the state after new events with one replay of the stream, not one
+    per event, and that state is DOMAIN.md's replay with the events in place."""
+
+    def test_a_100_event_batch_reads_and_replays_the_stream_once(
+        self, deal: UUID, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        calls = {"read_stream": 0, "replay_events": 0}
+        for name in calls:
+            real = getattr(services, name)
+
+            def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+                calls[_name] += 1
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(services, name, counted)
+        notes = [
+            ProposedEvent("NoteAdded", {"text": f"note {n}"}, YEAR_2025, SOURCE) for n in range(100)
+        ]
+        appended = record_events(deal_id=deal, events=notes, expected_version=1, actor="alice")
+
+        assert appended.version == 101
+        assert calls == {"read_stream": 1, "replay_events": 1}
+        assert len(state(deal).state.notes) == 100
+
+    def test_a_batch_costs_the_same_queries_whatever_its_length(
+        self, organisations: dict[str, UUID], django_assert_num_queries: Any
+    ) -> None:
+        def batch(size: int) -> list[ProposedEvent]:
+            return [ProposedEvent("NoteAdded", {"text": "n"}, YEAR_2025, SOURCE)] * size
+
+        short, long = new_deal(), new_deal()
+        record_events(deal_id=short, events=batch(1), expected_version=1, actor="a")
+        record_events(deal_id=long, events=batch(1), expected_version=1, actor="a")
+        with CaptureQueriesContext(connection) as few:
+            record_events(deal_id=short, events=batch(2), expected_version=2, actor="a")
+        with django_assert_num_queries(len(few.captured_queries)):
+            record_events(deal_id=long, events=batch(100), expected_version=2, actor="a")
+
+    def test_a_correction_breaking_a_state_rule_is_refused_with_the_rules_error(
+        self, deal: UUID
+    ) -> None:
+        record(deal, "JointVentureFormed", joint_venture()["data"])
+        jv = str(read_stream(deal)[1].event_id)
+        shares = joint_venture()["data"] | {
+            "shares": [
+                {"organisation": str(BAYKAR), "percent": "50"},
+                {"organisation": str(OTHER), "percent": "50"},
+            ]
+        }
+        errors = refused(deal, "FactCorrected", {"event_id": jv, "data": shares})
+        assert errors == {
+            "data.data.shares[1].organisation": "every shareholder must be a party to the deal"
+        }
+
+    def test_a_correction_may_keep_what_its_own_fact_made_true(self, deal: UUID) -> None:
+        record(deal, "PartyAdded", {"organisation": str(OTHER), "role": "adviser"})
+        added = str(read_stream(deal)[1].event_id)
+        record(
+            deal,
+            "FactCorrected",
+            {"event_id": added, "data": {"organisation": str(OTHER), "role": "prime"}},
+        )
+        roles = {p.organisation: p.role for p in state(deal).state.parties}
+        assert roles[OTHER] == "prime"
+
+
+# Events a client might add to deal 2, dated anywhere from before its opening to after its
+# last fact: some sort after the stream, some reach back.
+def _period(day: date, precision: str) -> dict[str, str]:
+    start = {"day": day, "month": day.replace(day=1), "year": day.replace(month=1, day=1)}
+    return {"date": start[precision].isoformat(), "precision": precision}
+
+
+_DATES = st.builds(
+    _period,
+    st.dates(date(2023, 1, 1), date(2026, 6, 30)),
+    st.sampled_from(["day", "month", "year"]),
+)
+
+
+def _candidates(existing: list[Any]) -> st.SearchStrategy[list[dict[str, Any]]]:
+    jv = next(e for e in existing if e.type == "JointVentureFormed")
+    note = next(e for e in existing if e.type == "NoteAdded")
+    one = st.one_of(
+        st.builds(lambda d: ProposedEvent("NoteAdded", {"text": "later"}, d, SOURCE), _DATES),
+        st.builds(
+            lambda d: ProposedEvent("QuoteRecorded", {"speaker": "A", "text": "q"}, d, SOURCE),
+            _DATES,
+        ),
+        st.builds(
+            lambda p, d: ProposedEvent(
+                "FactCorrected",
+                {"event_id": str(jv.event_id), "data": joint_venture(str(p), str(100 - p))["data"]},
+                d,
+                SOURCE,
+            ),
+            st.integers(1, 99),
+            _DATES,
+        ),
+        st.builds(
+            lambda d: ProposedEvent(
+                "FactCorrected", {"event_id": str(jv.event_id), "occurred": d}, d, SOURCE
+            ),
+            _DATES,
+        ),
+        st.just(
+            ProposedEvent(
+                "FactRetracted", {"event_id": str(note.event_id), "reason": "wrong"}, DAY, SOURCE
+            )
+        ),
+    )
+    return st.lists(one, min_size=1, max_size=6)
+
+
+class TestTheCheckedStateIsTheReplay:
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(data=st.data())
+    def test_for_any_new_events_back_dated_or_not(
+        self, organisations: dict[str, UUID], data: st.DataObject
+    ) -> None:
+        existing = recorded([opened(), *deal2_facts()])
+        proposed = data.draw(_candidates(existing))
+        retractions = [p for p in proposed if p.type == "FactRetracted"]
+        proposed = [p for p in proposed if p.type != "FactRetracted"] + retractions[:1]
+
+        parsed = services._parse(proposed, batch=True)
+        checked = services._check(DEAL, existing, parsed, actor="alice")
+
+        replayed = replay_events([*existing, *checked.drafts], deal_id=DEAL).state
+        assert checked.after == replayed

@@ -92,7 +92,7 @@ def replay_events(
     if not opening:
         return ReplayedState(deal_id, None, as_of, known_at, 0, False)
     # 4. fold by (period start, version), the opening first
-    facts.sort(key=_fold_key)
+    facts.sort(key=fold_key)
     deal = fold(facts)
     assert deal is not None
     top = max(facts, key=_version)
@@ -138,7 +138,7 @@ def timeline(deal_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> list[TimelineEn
     before: Deal | None = None
     last_key: tuple[int, str, int] | None = None
     for index, event in enumerate(events):
-        key = _fold_key(event)
+        key = fold_key(event)
         if before is not None and event.type not in META_TYPES and last_key and key > last_key:
             # A fact that sorts after everything so far extends the fold; no need to refold.
             after: Deal | None = apply(before, event)
@@ -238,7 +238,8 @@ def _affects(
     return False
 
 
-def _fold_key(event: EventLike) -> tuple[int, str, int]:
+def fold_key(event: EventLike) -> tuple[int, str, int]:
+    """Where a fact sits in step 4's fold: the opening first, then (period start, version)."""
     occurred = event.occurred
     start = occurred["date"] if occurred else ""
     return (0 if event.type == "DealOpened" else 1, start, event.version)

@@ -36,11 +36,15 @@ def check(
     *,
     history: Mapping[UUID, EventLike],
     prefix: str = "",
+    correcting: bool = False,
 ) -> list[FieldError]:
     """What is wrong with appending this event to a deal now in `deal` (empty: nothing).
 
     `history` holds the stream's events by id (for retractions and corrections); `prefix` is put
-    before every field name ("events[2]." in a batch).
+    before every field name ("events[2]." in a batch). With `correcting`, `data` is the new
+    data of an earlier fact of `event_type` and `deal` the state without that fact: the fact's
+    own rules apply, not those about when facts may be appended (a finished deal's facts may
+    still be corrected).
     """
     found: list[FieldError] = []
 
@@ -48,13 +52,13 @@ def check(
         found.append(FieldError(prefix + field, message))
 
     if event_type == "DealOpened":
-        if history:
+        if history and not correcting:
             error("type", "DealOpened must be the first event of a deal, and only there")
         return found
     if deal is None:
         error("type", "the deal has no state yet: its first event must be DealOpened")
         return found
-    if deal.stage in FINAL_STAGES and event_type not in ALLOWED_AFTER_FINAL:
+    if deal.stage in FINAL_STAGES and event_type not in ALLOWED_AFTER_FINAL and not correcting:
         error(
             "type",
             f"the deal is {deal.stage}: only corrections, retractions and notes may follow",

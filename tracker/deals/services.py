@@ -22,13 +22,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from tracker.eventstore.errors import UnstorableValue, VersionConflict
+from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.models import IdempotencyKey
 from tracker.eventstore.store import Appended, NewEvent, RecordedEvent, append, read_stream
 
 from . import rules
 from .errors import DealNotFound, FieldError, InvalidEvent
 from .events import (
+    META_TYPES,
     EventData,
     FactCorrected,
     Occurred,
@@ -40,8 +41,8 @@ from .events import (
     schema_for,
 )
 from .models import Organisation
-from .reducer import Deal, changed_fields
-from .replay import replay_events
+from .reducer import Deal, apply, changed_fields
+from .replay import fold_key, replay_events
 from .signals import events_recorded
 
 
@@ -169,8 +170,12 @@ def preview_event(
     parsed = _parse([ProposedEvent(event_type, data, occurred, source)], batch=False)
     existing = read_stream(deal_id)
     version = existing[-1].version if existing else 0
-    before, after, _ = _dry_run(deal_id, existing, parsed, actor="")
-    return Preview(before, after, changed_fields(before, after), version)
+    if not existing and parsed[0].type != "DealOpened":
+        raise DealNotFound(deal_id)
+    checked = _check(deal_id, existing, parsed, actor="")
+    return Preview(
+        checked.before, checked.after, changed_fields(checked.before, checked.after), version
+    )
 
 
 # --- steps -----------------------------------------------------------------------------------
@@ -186,6 +191,8 @@ def _record(
     batch: bool,
     opens: bool,
 ) -> Appended:
+    """Load, decide, store: parse every event, check it against the stream as the client saw it
+    (at `expected_version`), and append; the store refuses a stream that has moved on."""
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
         raise InvalidEvent.single("expected_version", "must be an integer")
     if expected_version < 0:
@@ -194,46 +201,32 @@ def _record(
         raise InvalidEvent.single("events", "at least one event is needed")
     parsed = _parse(proposed, batch=batch)
     if _is_repeat(idempotency_key):
-        return _repeat(deal_id, parsed, expected_version, actor, idempotency_key, batch=batch)
+        return _store(deal_id, _stored(parsed), expected_version, actor, idempotency_key)
     try:
         existing = read_stream(deal_id)
-        current = existing[-1].version if existing else 0
         if not existing and not (opens and parsed[0].type == "DealOpened"):
             raise DealNotFound(deal_id)
-        if current != expected_version:
+        current = existing[-1].version if existing else 0
+        if current < expected_version:
+            # A version the stream has not reached: no state to check against, and the store
+            # would refuse it unless another writer got there meanwhile, unchecked.
             raise VersionConflict(
                 stream_id=deal_id, expected_version=expected_version, current_version=current
             )
-        _, _, checked = _dry_run(deal_id, existing, parsed, actor=actor)
+        # Checked as the client saw the deal: if it has moved on, the store says so (409)
+        # rather than the rules judging events against a state the client never saw.
+        checked = _check(deal_id, existing[:expected_version], parsed, actor=actor)
     except (DealNotFound, VersionConflict, InvalidEvent):
         # A request with the same key may have committed since the check above, moving the
         # stream on: this one is its repeat, and gets its answer rather than an error.
         if _is_repeat(idempotency_key):
-            return _repeat(deal_id, parsed, expected_version, actor, idempotency_key, batch=batch)
+            return _store(deal_id, _stored(parsed), expected_version, actor, idempotency_key)
         raise
-    return _append(
-        deal_id, _new_events(checked), expected_version, actor, idempotency_key, batch=batch
-    )
+    return _store(deal_id, checked.events, expected_version, actor, idempotency_key)
 
 
 def _is_repeat(idempotency_key: str | None) -> bool:
     return bool(idempotency_key) and _stream_of_key(idempotency_key) is not None
-
-
-def _repeat(
-    deal_id: UUID,
-    parsed: list[_Parsed],
-    expected_version: int,
-    actor: str,
-    idempotency_key: str | None,
-    *,
-    batch: bool,
-) -> Appended:
-    """The store returns what the key's first call stored, or refuses a different body. The
-    rules are not re-checked: the state has moved on since the first call."""
-    return _append(
-        deal_id, _new_events(parsed), expected_version, actor, idempotency_key, batch=batch
-    )
 
 
 def _parse(proposed: Sequence[ProposedEvent], *, batch: bool) -> list[_Parsed]:
@@ -278,70 +271,133 @@ def _future(field: str, occurred: Occurred, latest: Any) -> FieldError:
     )
 
 
-def _dry_run(
-    deal_id: UUID, existing: list[RecordedEvent], parsed: list[_Parsed], *, actor: str
-) -> tuple[Deal | None, Deal | None, list[_Parsed]]:
-    """Fold the stream plus each new event in turn, checking the rules before each one.
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    before: Deal | None
+    after: Deal | None
+    events: list[NewEvent]
+    """The events as the store will take them, each encoded once."""
+    drafts: list[RecordedEvent]
+    """The same events as the reducer saw them, at the versions they will take."""
 
-    Returns the state before, the state after, and the events as they will be stored
-    (corrections carry their target's schema version).
+
+def _check(
+    deal_id: UUID, existing: list[RecordedEvent], parsed: list[_Parsed], *, actor: str
+) -> _Checked:
+    """Check every rule and compute the state after the new events, with one replay.
+
+    The stream is replayed once for the state before. Each new event is checked against the
+    state left by the ones before it, which folds it on as the latest fact (the reducer's
+    `apply`: one step, not a replay). When every new fact sorts after the stream's in DOMAIN.md's
+    (period start, version) order, that fold is the state after; when one reaches back (an
+    earlier `occurred`, a retraction, a correction), the state after is one more replay with
+    all the new events in place. A correction is checked against its fact's own rules too.
     """
     history: dict[UUID, Any] = {event.event_id: event for event in existing}
     before = replay_events(existing, deal_id=deal_id).state if existing else None
-    if not existing and parsed[0].type != "DealOpened":
-        raise DealNotFound(deal_id)
+    facts = [fold_key(event) for event in existing if event.type not in META_TYPES]
+    last = max(facts) if facts else None
+    in_order = True
     state = before
     drafts: list[RecordedEvent] = []
-    checked: list[_Parsed] = []
+    stored: list[NewEvent] = []
+    refs: list[tuple[str, UUID]] = []
     now = timezone.now()
     version = existing[-1].version if existing else 0
     for item in parsed:
         errors = rules.check(state, item.type, item.data, history=history, prefix=item.prefix)
+        corrected = None if errors else _corrected_data(item, history)
+        if corrected is not None:
+            errors = _check_correction(deal_id, [*existing, *drafts], item, corrected, history)
         if errors:
             raise InvalidEvent(errors)
-        item = _normalise(item, history)
-        checked.append(item)
+        item = _normalise(item, history, corrected)
+        refs.extend(_organisations(item, corrected))
+        event = _stored([item])[0]
         version += 1
-        draft = _draft(deal_id, item, version, now, actor)
+        draft = _draft(deal_id, event, version, now, actor)
+        stored.append(event)
         drafts.append(draft)
         history[draft.event_id] = draft
-        state = replay_events([*existing, *drafts], deal_id=deal_id).state
-    _check_organisations(checked, history)
-    return before, state, checked
+        key = fold_key(draft)
+        in_order = in_order and draft.type not in META_TYPES and (last is None or key > last)
+        if draft.type not in META_TYPES:
+            last = key if last is None else max(last, key)
+        state = apply(state, draft)
+    _check_organisations(refs)
+    after = state if in_order else replay_events([*existing, *drafts], deal_id=deal_id).state
+    return _Checked(before, after, stored, drafts)
 
 
-def _normalise(item: _Parsed, history: Mapping[UUID, Any]) -> _Parsed:
-    """Corrections store their target's full data in its current schema, with that version."""
+def _corrected_data(item: _Parsed, history: Mapping[UUID, Any]) -> EventData | None:
+    """A correction's new data, parsed as its target's type (None for other events)."""
     data = item.data
-    if isinstance(data, FactCorrected) and data.data is not None:
-        target_type = history[data.event_id].type
-        current = schema_for(target_type).schema_version
-        if data.data_schema_version not in (None, current):
-            # The corrected data is read in the current schema; a client that says it wrote
-            # another would have it stored under a version it did not mean.
-            raise InvalidEvent.single(
+    if not isinstance(data, FactCorrected) or data.data is None:
+        return None
+    target_type = history[data.event_id].type
+    return parse_data(target_type, data.data, prefix=item.prefix + "data.data")
+
+
+def _check_correction(
+    deal_id: UUID,
+    events: list[RecordedEvent],
+    item: _Parsed,
+    corrected: EventData,
+    history: Mapping[UUID, Any],
+) -> list[FieldError]:
+    """The corrected fact's own rules (shareholders are parties, ...), judged against the deal
+    without the fact it replaces: the fact corrected may well name itself a party."""
+    assert isinstance(item.data, FactCorrected)
+    target = history[item.data.event_id]
+    current = schema_for(target.type).schema_version
+    version = item.data.data_schema_version
+    if version not in (None, current):
+        # The corrected data is read in the current schema; a client that says it wrote
+        # another would have it stored under a version it did not mean.
+        return [
+            FieldError(
                 item.prefix + "data.data_schema_version",
-                f"must be {current}, the current schema version of {target_type}, or omitted",
+                f"must be {current}, the current schema version of {target.type}, or omitted",
             )
-        corrected = parse_data(target_type, data.data, prefix=item.prefix + "data.data")
-        data = data.model_copy(update={"data": corrected.to_json(), "data_schema_version": current})
-        return _Parsed(item.type, data, item.occurred, item.source, item.prefix)
-    return item
+        ]
+    without = [event for event in events if event.event_id != target.event_id]
+    state = replay_events(without, deal_id=deal_id).state if without else None
+    return rules.check(
+        state,
+        target.type,
+        corrected,
+        history={e.event_id: e for e in without},
+        prefix=item.prefix + "data.",
+        correcting=True,
+    )
 
 
-def _check_organisations(items: list[_Parsed], history: Mapping[UUID, Any]) -> None:
-    refs: list[tuple[str, UUID]] = []
-    for item in items:
-        refs.extend(
-            (f"{item.prefix}data.{path}", org) for path, org in organisation_refs(item.data)
-        )
-        data = item.data
-        if isinstance(data, FactCorrected) and data.data is not None:
-            corrected = parse_data(history[data.event_id].type, data.data)
-            refs.extend(
-                (f"{item.prefix}data.data.{path}", org)
-                for path, org in organisation_refs(corrected)
-            )
+def _normalise(item: _Parsed, history: Mapping[UUID, Any], corrected: EventData | None) -> _Parsed:
+    """Corrections store their target's full data in its current schema, with that version."""
+    if corrected is None:
+        return item
+    assert isinstance(item.data, FactCorrected)
+    target_type = history[item.data.event_id].type
+    data = item.data.model_copy(
+        update={
+            "data": corrected.to_json(),
+            "data_schema_version": schema_for(target_type).schema_version,
+        }
+    )
+    return _Parsed(item.type, data, item.occurred, item.source, item.prefix)
+
+
+def _organisations(item: _Parsed, corrected: EventData | None) -> list[tuple[str, UUID]]:
+    """The organisations an event names, each with the field that names it."""
+    refs = [(f"{item.prefix}data.{path}", org) for path, org in organisation_refs(item.data)]
+    if corrected is not None:
+        refs += [
+            (f"{item.prefix}data.data.{path}", org) for path, org in organisation_refs(corrected)
+        ]
+    return refs
+
+
+def _check_organisations(refs: list[tuple[str, UUID]]) -> None:
     if not refs:
         return
     known = set(
@@ -354,25 +410,8 @@ def _check_organisations(items: list[_Parsed], history: Mapping[UUID, Any]) -> N
         raise InvalidEvent(missing)
 
 
-def _draft(deal_id: UUID, item: _Parsed, version: int, now: datetime, actor: str) -> RecordedEvent:
-    return RecordedEvent(
-        event_id=uuid4(),
-        stream_id=deal_id,
-        version=version,
-        position=0,
-        type=item.type,
-        schema_version=type(item.data).schema_version,
-        data=item.data.to_json(),
-        occurred=item.occurred.to_json(),
-        source=item.source.to_json(),
-        actor=actor,
-        recorded_at=now,
-        prev_hash="",
-        hash="",
-    )
-
-
-def _new_events(parsed: list[_Parsed]) -> list[NewEvent]:
+def _stored(parsed: list[_Parsed]) -> list[NewEvent]:
+    """The events as the store takes them: each part encoded to JSON once, here."""
     return [
         NewEvent(
             type=item.type,
@@ -385,37 +424,49 @@ def _new_events(parsed: list[_Parsed]) -> list[NewEvent]:
     ]
 
 
-def _append(
+def _draft(
+    deal_id: UUID, event: NewEvent, version: int, now: datetime, actor: str
+) -> RecordedEvent:
+    """The event as the reducer will see it once stored (no position or hash yet)."""
+    return RecordedEvent(
+        event_id=event.event_id,
+        stream_id=deal_id,
+        version=version,
+        position=0,
+        type=event.type,
+        schema_version=event.schema_version,
+        data=dict(event.data),
+        occurred=dict(event.occurred) if event.occurred else None,
+        source=dict(event.source) if event.source else None,
+        actor=actor,
+        recorded_at=now,
+        prev_hash="",
+        hash="",
+    )
+
+
+def _store(
     deal_id: UUID,
     events: list[NewEvent],
     expected_version: int,
     actor: str,
     idempotency_key: str | None,
-    *,
-    batch: bool,
 ) -> Appended:
-    try:
-        with transaction.atomic():
-            appended = append(
-                deal_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
+    """Append, and tell the projections inside the same transaction (they act on commit).
+
+    The store raises VersionConflict when the stream is not at expected_version, and
+    IdempotencyKeyReused; with a key already used for the same request it returns that first
+    answer and nothing is appended or told.
+    """
+    with transaction.atomic():
+        appended = append(
+            deal_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
+        )
+        if not appended.replayed:
+            events_recorded.send(
+                sender=Deal, deal_id=deal_id, version=appended.version, events=appended.events
             )
-            if not appended.replayed:
-                events_recorded.send(
-                    sender=Deal,
-                    deal_id=deal_id,
-                    version=appended.version,
-                    events=appended.events,
-                )
-    except UnstorableValue as error:
-        raise InvalidEvent.single(_field_of(error.path, batch=batch), error.reason) from None
     return appended
-
-
-def _field_of(path: str, *, batch: bool) -> str:
-    # The store names fields "events[0].data.x"; a single event's errors say "data.x".
-    if not batch and path.startswith("events[0]."):
-        return path[len("events[0].") :]
-    return path
 
 
 _KEYED_DEALS = UUID("5b0f3c1e-8d4a-4f6e-9a57-3c2d1e0f9b8a")
