@@ -1,5 +1,5 @@
-"""The admin requests issue 12 found answering 500, as it gave them; tests/admin/test_bad_input.py
-tries every admin, content type and parameter the same way."""
+"""The admin requests issue 12 found answering 500, as it gave them;
+tests/backoffice/test_bad_input.py tries every admin, content type and parameter the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client, override_settings
 
-from tests.admin.test_bad_input import Everything
+from tests.backoffice.test_bad_input import Everything
 from tracker.deals import services
 from tracker.deals.models import Organisation
 

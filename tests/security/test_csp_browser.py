@@ -14,9 +14,9 @@ from uuid import UUID
 import pytest
 from django.contrib.auth.models import User
 
-from tests.admin.conftest import CHROMIUM, PASSWORD, open_deal, organisations, superuser
+from tests.backoffice.conftest import CHROMIUM, PASSWORD, open_deal, organisations, superuser
 
-__all__ = ["open_deal", "organisations", "superuser"]  # fixtures, shared with tests/admin
+__all__ = ["open_deal", "organisations", "superuser"]  # fixtures, shared with tests/backoffice
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

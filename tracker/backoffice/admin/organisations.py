@@ -1,3 +1,5 @@
+"""Organisations, the deals' reference data, edited in place with every change recorded."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,16 +10,14 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 
-from . import history
-from .adminsite.site import protect
-from .models import Organisation
+from tracker.deals import history
+from tracker.deals.models import Organisation
 
-# Hostile addresses on any of the site's pages answer 404 or "?e=1", never 500 (see the module).
-protect(admin.site)
+from ..site import GuardedModelAdmin
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(GuardedModelAdmin):
     list_display = ("name", "short_name", "kind", "country", "parent")
     list_filter = ("kind", "country")
     search_fields = ("name", "short_name")

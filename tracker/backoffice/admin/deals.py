@@ -1,37 +1,31 @@
 """The deals in the admin, listed from the read model, and the deal pages wired under them.
 
 The list reads `DealState` (stage, kind, parties, last update) and never writes it; the deal
-page, the event forms and the auditor's page (`tracker.deals.adminsite.views`) read the event
-stream and write only through `deals.services`. The event list is replaced by one that adds
-each event's deal, its retraction/correction marks and row actions, which the event store's own
-admin cannot know about (it imports nothing of deals).
+page, the event forms and the auditor's page (`tracker.backoffice.views`) read the event stream
+and write only through `deals.services`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from functools import partial
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.http import Http404, HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from tracker.deals.adminsite import views
-from tracker.deals.adminsite.access import can_record, can_view_deals
-from tracker.deals.events import META_TYPES
 from tracker.deals.models import Organisation
-from tracker.eventstore.admin import ReadOnlyEventAdmin
-from tracker.eventstore.models import Event
+from tracker.projections.models import DealState
 
-from .models import DealState
+from .. import views
+from ..access import can_record, can_view_deals
+from ..site import GuardedModelAdmin
 
 
 @admin.register(DealState)
-class DealStateAdmin(admin.ModelAdmin):
+class DealStateAdmin(GuardedModelAdmin):
     list_display = (
         "deal_title",
         "kind",
@@ -128,88 +122,3 @@ class DealStateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-class DealEventAdmin(ReadOnlyEventAdmin):
-    """The read-only event list, with each event's deal, marks and row actions."""
-
-    class Media:
-        css = {"all": ("deals/admin.css",)}
-
-    list_display = (
-        "position",
-        "deal",
-        "version",
-        "type",
-        "occurred_on",
-        "actor",
-        "recorded_at",
-        "status",
-        "row_actions",
-    )
-
-    @admin.display(description="deal")
-    def deal(self, obj: Event) -> str:
-        url = reverse("admin:deal_page", args=[obj.stream_id])
-        return format_html('<a href="{}">{}</a>', url, getattr(obj, "_deal_title", obj.stream_id))
-
-    @admin.display(description="status")
-    def status(self, obj: Event) -> str:
-        marks = getattr(obj, "_marks", [])
-        return format_html_join(
-            " ",
-            '<span class="dt-mark dt-mark-{}">{}</span>',
-            ((kind, text) for kind, text in marks),
-        )
-
-    @admin.display(description="")
-    def row_actions(self, obj: Event) -> str:
-        if not getattr(obj, "_can_record", False) or obj.type in META_TYPES:
-            return ""
-        if any(kind == "retracted" for kind, _ in getattr(obj, "_marks", [])):
-            return ""
-        links = []
-        if obj.type != "DealOpened":
-            retract = reverse("admin:deal_record", args=[obj.stream_id, "FactRetracted"])
-            links.append(("Retract", f"{retract}?event_id={obj.event_id}"))
-        links.append(("Correct", reverse("admin:deal_correct", args=[obj.stream_id, obj.event_id])))
-        return format_html_join(" ", '<a class="button" href="{1}">{0}</a>', links)
-
-    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
-        changelist = super().get_changelist_instance(request)
-        rows = list(changelist.result_list)
-        streams = {row.stream_id for row in rows}
-        titles = dict(DealState.objects.filter(deal_id__in=streams).values_list("deal_id", "title"))
-        marks: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        meta = Event.objects.filter(stream_id__in=streams, type__in=META_TYPES).values_list(
-            "type", "version", "data"
-        )
-        for kind, version, data in meta.order_by("version"):
-            label = "retracted" if kind == "FactRetracted" else "corrected"
-            marks[str(data.get("event_id"))].append((label, f"{label} by v{version}"))
-        allowed = can_record(request.user)
-        for row in rows:
-            row._deal_title = titles.get(row.stream_id) or str(row.stream_id)
-            row._marks = marks.get(str(row.event_id), [])
-            row._can_record = allowed
-        return changelist
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_view_deals(request.user) or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_view_deals(request.user) or super().has_view_permission(request, obj)
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse | TemplateResponse:
-        return super().changelist_view(request, {"title": "Events", **(extra_context or {})})
-
-
-def _replace_event_admin() -> None:
-    if admin.site.is_registered(Event):
-        admin.site.unregister(Event)
-    admin.site.register(Event, DealEventAdmin)
-
-
-_replace_event_admin()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..roles import Role, has_role
+from tracker.deals.roles import Role, has_role
 
 
 def _staff(user: Any) -> bool:

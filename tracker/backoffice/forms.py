@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..errors import FieldError
-from ..events import EventData, Occurred, Source
-from ..values import COUNTRY_CODES
+from tracker.deals.errors import FieldError
+from tracker.deals.events import EventData, Occurred, Source
+from tracker.deals.values import COUNTRY_CODES
 
 # Fields the services fill in themselves; an analyst never types them.
 SERVICE_FILLED = frozenset({"data_schema_version"})

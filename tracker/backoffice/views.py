@@ -4,7 +4,7 @@ Every write goes through `deals.services` (`preview_event`, `record_event`, `ope
 views only turn forms into the services' JSON and errors back into messages beside fields.
 
 The views hang off the admin site through the read model's ModelAdmin
-(`tracker.projections.admin.DealStateAdmin.get_urls`), which names them `admin:deal_page`,
+(`tracker.backoffice.admin.deals.DealStateAdmin.get_urls`), which names them `admin:deal_page`,
 `admin:deal_list`, `admin:deal_open`, `admin:deal_record`, `admin:deal_correct` and
 `admin:deal_audit`; each is wrapped in `admin_site.admin_view` (active staff only).
 """
@@ -28,14 +28,15 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from pydantic import BaseModel
 
+from tracker.deals import history, replay, services
+from tracker.deals.errors import DealNotFound, InvalidEvent, UnknownEventType
+from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for, upcast
+from tracker.deals.models import Organisation
+from tracker.deals.reducer import Deal, changed_fields, deal_to_json
 from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.store import RecordedEvent, read_stream, stream_version, verify_stream
+from tracker.projections.models import DealState
 
-from .. import history, replay, services
-from ..errors import DealNotFound, InvalidEvent, UnknownEventType
-from ..events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for, upcast
-from ..models import Organisation
-from ..reducer import Deal, changed_fields, deal_to_json
 from .access import can_audit, can_record, can_view_deals
 from .forms import Choice, Context, EventForm, OccurredHolder, SchemaForm, event_form
 
@@ -116,18 +117,9 @@ def occurred_label(occurred: Mapping[str, Any] | None) -> str:
 
 
 def _admin_context(request: HttpRequest, admin_site: AdminSite, title: str) -> dict[str, Any]:
-    return {**admin_site.each_context(request), "title": title, "opts": _deal_opts()}
-
-
-def _deal_opts() -> Any:
     # The breadcrumbs of admin/base.html want a model's _meta; the deal pages sit under the
     # read model's admin, so its _meta is the one the breadcrumbs show.
-    from django.apps import apps
-
-    try:
-        return apps.get_model("projections", "DealState")._meta
-    except LookupError:
-        return None
+    return {**admin_site.each_context(request), "title": title, "opts": DealState._meta}
 
 
 @dataclass

@@ -12,12 +12,15 @@ Django leaves two holes that any staff user can reach by editing an address:
 
 Beside them, a NUL in an object's id or a search term fails on PostgreSQL (text cannot hold
 one), and an add form's "?parent=x" fails where an autocomplete widget looks its initial value
-up. `protect(site)` closes all of these for every model registered on the site, ours and
-Django's own (users, groups) or third parties' (tokens) alike.
+up. `BackofficeSite`, the project's default admin site (`BackofficeAdminConfig`), closes all of
+these for every model registered on it: the back office's admins inherit `GuardedModelAdmin`,
+and Django's own (users, groups) or third parties' (tokens) get `GuardedLookups` mixed in as
+they register.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import messages
@@ -33,9 +36,9 @@ from django.core.exceptions import (
     ValidationError,
 )
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, URLResolver, path
 
 VIEW_ON_SITE = "view_on_site"
 
@@ -139,39 +142,38 @@ class GuardedLookups:
         return initial
 
 
+class GuardedModelAdmin(GuardedLookups, ModelAdmin):
+    """The base of the back office's own admins."""
+
+
 def guarded(admin_class: type[ModelAdmin]) -> type[ModelAdmin]:
     """`admin_class` with GuardedLookups mixed in (itself if it has it already)."""
     if issubclass(admin_class, GuardedLookups):
         return admin_class
-    return type(admin_class.__name__, (GuardedLookups, admin_class), {})
+    namespace = {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__}
+    return type(admin_class.__name__, (GuardedLookups, admin_class), namespace)
 
 
-def protect(site: AdminSite) -> None:
-    """Make `site` answer hostile addresses as the module says, for every registered model.
+class BackofficeSite(AdminSite):
+    """The admin site, answering hostile addresses as the module says for every model on it."""
 
-    Called once when the admin modules load. The work is done when the site builds its URLs,
-    after every app, whatever its order in INSTALLED_APPS, has registered its models.
-    """
-    if getattr(site, "_protected", False):
-        return
-    build_urls = site.get_urls
+    def register(
+        self,
+        model_or_iterable: type[Model] | Iterable[type[Model]],
+        admin_class: type[ModelAdmin] | None = None,
+        **options: Any,
+    ) -> None:
+        """Register as Django does, with GuardedLookups mixed into admins that lack it."""
+        super().register(model_or_iterable, guarded(admin_class or ModelAdmin), **options)
 
-    def get_urls() -> list[Any]:
-        for model, model_admin in list(site._registry.items()):
-            if not isinstance(model_admin, GuardedLookups):
-                site.unregister(model)
-                site.register(model, guarded(type(model_admin)))
-        return [_safe(pattern, site) for pattern in build_urls()]
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        return [self._safe(pattern) for pattern in super().get_urls()]
 
-    site.get_urls = get_urls  # type: ignore[method-assign]
-    site._protected = True  # type: ignore[attr-defined]
-
-
-def _safe(pattern: Any, site: AdminSite) -> Any:
-    if isinstance(pattern, URLPattern) and pattern.name == VIEW_ON_SITE:
-        return path(
-            "r/<path:content_type_id>/<path:object_id>/",
-            site.admin_view(view_on_site),
-            name=VIEW_ON_SITE,
-        )
-    return pattern
+    def _safe(self, pattern: Any) -> Any:
+        if isinstance(pattern, URLPattern) and pattern.name == VIEW_ON_SITE:
+            return path(
+                "r/<path:content_type_id>/<path:object_id>/",
+                self.admin_view(view_on_site),
+                name=VIEW_ON_SITE,
+            )
+        return pattern

@@ -1,0 +1,5 @@
+"""What the admin site shows, registered when Django's admin autodiscovers this module."""
+
+from . import deals, events, organisations
+
+__all__ = ["deals", "events", "organisations"]
