@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 from django_guid.integrations import CeleryIntegration
 
@@ -19,32 +19,27 @@ from .logconfig import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# Typed values with defaults (django-environ). An empty variable counts as unset, as a compose
+# file's `VAR=` or `${VAR:-}` means: django-environ would parse "" (DEBUG= as off, a number as
+# an error), so it reads the environment less its empty variables.
+env = environ.Env()
+env.ENVIRON = {name: value for name, value in os.environ.items() if value != ""}
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-DEBUG = env_bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=True)
 
 _INSECURE_DEFAULT_KEY = "django-insecure-embedded-demo-key-do-not-use-in-production"
+# Read as it is, not through env.str: django-environ takes a value starting with "$" as the
+# name of another variable, and a generated key may start with "$".
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = _INSECURE_DEFAULT_KEY
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", cast=str.strip, default=["127.0.0.1", "localhost", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", cast=str.strip, default=[])
 
 INSTALLED_APPS = [
     # Django's admin with tracker.backoffice.site.BackofficeSite as its default site.
@@ -105,12 +100,11 @@ TEMPLATES = [
 # Embedded default: a SQLite file beside the code. CONN_MAX_AGE keeps PostgreSQL connections
 # across requests; health checks drop broken ones.
 DATABASES = {
-    # An empty DATABASE_URL counts as unset.
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
-    )
+    "default": {
+        **env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60),
+        "CONN_HEALTH_CHECKS": True,
+    }
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].pop("CONN_MAX_AGE", None)
@@ -156,7 +150,7 @@ STORAGES = {
 }
 
 # Celery: with no broker configured, tasks run eagerly in the calling process (embedded mode).
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -171,8 +165,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY = False
 # How far past today an event's `occurred` may lie (clock skew, time zones), in days.
-DEAL_FUTURE_TOLERANCE_DAYS = int(os.environ.get("DEAL_FUTURE_TOLERANCE_DAYS", "1"))
-PROJECTION_SWEEP_SECONDS = float(os.environ.get("PROJECTION_SWEEP_SECONDS", "5"))
+DEAL_FUTURE_TOLERANCE_DAYS = env.int("DEAL_FUTURE_TOLERANCE_DAYS", default=1)
+PROJECTION_SWEEP_SECONDS = env.float("PROJECTION_SWEEP_SECONDS", default=5.0)
 
 # Security headers: on by default, relaxed only for the embedded demo over plain HTTP.
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -226,20 +220,22 @@ PERMISSIONS_POLICY = {
     )
 }
 if not DEBUG:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Readiness probes call /health/ over plain HTTP from inside the network.
     SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
-LOGGING = logging_config(json_lines=LOG_FORMAT == "json", level=os.environ.get("LOG_LEVEL", "INFO"))
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOGGING = logging_config(
+    json_lines=LOG_FORMAT == "json", level=env.str("LOG_LEVEL", default="INFO")
+)
 
 # A request id on every request and log record (X-Request-ID, or a new one), carried into
 # the Celery tasks a request dispatches.
@@ -271,21 +267,21 @@ REST_FRAMEWORK = {
         "tracker.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": os.environ.get("API_THROTTLE_ANON", "300/min"),
-        "user": os.environ.get("API_THROTTLE_USER", "3000/min"),
+        "anon": env.str("API_THROTTLE_ANON", default="300/min"),
+        "user": env.str("API_THROTTLE_USER", default="3000/min"),
     },
     "EXCEPTION_HANDLER": "tracker.api.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
 # API tokens are stored as digests only (django-rest-knox); 0 days means they never expire.
-_TOKEN_TTL_DAYS = int(os.environ.get("API_TOKEN_TTL_DAYS", "90"))
+_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=_TOKEN_TTL_DAYS) if _TOKEN_TTL_DAYS else None,
     "AUTO_REFRESH": False,
 }
-ADMIN_LOGIN_MAX_FAILURES = int(os.environ.get("ADMIN_LOGIN_MAX_FAILURES", "5"))
-ADMIN_LOGIN_WINDOW_SECONDS = int(os.environ.get("ADMIN_LOGIN_WINDOW_SECONDS", "900"))
+ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)
+ADMIN_LOGIN_WINDOW_SECONDS = env.int("ADMIN_LOGIN_WINDOW_SECONDS", default=900)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "deal-tracker API",
@@ -312,7 +308,7 @@ SPECTACULAR_SETTINGS = {
 # Throttle counters live in the cache: Redis when REDIS_URL (or CACHE_URL) is set, shared by
 # every web process; local memory when embedded. Short timeouts: a Redis outage must not hang
 # requests (the throttles then let requests through).
-_CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL", "")
+_CACHE_URL = env.str("CACHE_URL", default=env.str("REDIS_URL", default=""))
 if _CACHE_URL:
     CACHES = {
         "default": {
