@@ -228,6 +228,49 @@ class TestRecordEvent:
         page = client.get(reverse("admin:deal_page", args=[deal]))
         assert b"corrected by v3" in page.content
 
+    def test_a_correction_starts_from_the_fact_in_force_and_a_retracted_one_is_not(
+        self, superuser: object, open_deal: Callable[..., UUID]
+    ) -> None:
+        deal = open_deal(mou=True)
+        mou = read_stream(deal)[1]
+        march, april = (
+            {"date": f"2025-{month}-01", "precision": "month"} for month in ("03", "04")
+        )
+        for kind, data in (
+            ("FactCorrected", {"event_id": str(mou.event_id), "occurred": march}),
+            ("FactCorrected", {"event_id": str(mou.event_id), "occurred": april}),
+        ):
+            services.record_event(
+                deal_id=deal,
+                event_type=kind,
+                data={**data, "reason": "re-dated"},
+                occurred={"date": "2025-07-01", "precision": "day"},
+                source=SOURCE,
+                expected_version=stream_version(deal),
+                actor="fixture",
+            )
+        april_correction = read_stream(deal)[-1]
+        services.record_event(
+            deal_id=deal,
+            event_type="FactRetracted",
+            data={"event_id": str(april_correction.event_id), "reason": "April was wrong"},
+            occurred={"date": "2025-07-02", "precision": "day"},
+            source=SOURCE,
+            expected_version=4,
+            actor="fixture",
+        )
+        client = client_for(superuser)
+        form = client.get(reverse("admin:deal_correct", args=[deal, mou.event_id])).context["form"]
+        occurred = form.extras[0].fields[0]
+        assert [child.value for child in occurred.children] == ["2025-03-01", "month"]
+        rows = {
+            row.event.version: row
+            for row in client.get(reverse("admin:deal_page", args=[deal])).context["rows"]
+        }
+        assert (rows[2].corrected_by, rows[4].retracted_by) == ((3,), 5)
+        bars = client.get(reverse("admin:deal_audit", args=[deal])).context["bars"]
+        assert next(bar for bar in bars if bar.row.event.version == 2).label == "March 2025 (month)"
+
 
 class TestAccess:
     def test_events_have_no_change_delete_or_history_view_for_a_superuser(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tracker.deals.errors import DealNotFound
 from tracker.deals.reducer import deal_to_json
-from tracker.deals.replay import ReplayedState, replay_events, state, timeline
+from tracker.deals.replay import ReplayedState, fact_statuses, replay_events, state, timeline
 from tracker.deals.services import open_deal, record_event
 from tracker.eventstore.store import read_stream
 
@@ -232,6 +232,72 @@ class TestCorrections:
         replayed = replay_events(recorded([opened(), jv, correction, undo]))
         assert tuple(p for _, p in shares(replayed)) == (Decimal(50), Decimal(50))
         assert replayed.version == 4
+
+
+SEPTEMBER_2025 = {"date": "2025-09-01", "precision": "month"}
+
+
+def correcting(target: dict[str, Any], **change: Any) -> dict[str, Any]:
+    """A FactCorrected of `target` (a fact with its event_id), with an event_id of its own."""
+    body = {"event_id": str(target["event_id"]), **change}
+    return fact("FactCorrected", body, YEAR_2025) | {"event_id": uuid4()}
+
+
+class TestFactStatuses:
+    """Each event as the correction rule leaves it, for pages that list events."""
+
+    def test_the_latest_correction_is_in_force_for_data_and_occurred_separately(self) -> None:
+        jv = joint_venture() | {"event_id": uuid4()}
+        events = recorded(
+            [
+                opened(),
+                jv,
+                correcting(jv, data=joint_venture("60", "40")["data"]),
+                correcting(jv, occurred=SEPTEMBER_2025),
+                correcting(jv, data=joint_venture("70", "30")["data"]),
+            ]
+        )
+        statuses = fact_statuses(events)
+        status = statuses[jv["event_id"]]
+        assert [s["percent"] for s in status.data["shares"]] == ["70", "30"]
+        assert status.occurred == SEPTEMBER_2025
+        assert (status.retracted_by, status.corrected_by) == (None, (3, 4, 5))
+        assert [statuses[e.event_id].names for e in events[2:]] == [jv["event_id"]] * 3
+
+    def test_a_retracted_correction_is_not_in_force(self) -> None:
+        jv = joint_venture() | {"event_id": uuid4()}
+        correction = correcting(jv, occurred=SEPTEMBER_2025)
+        undo = fact(
+            "FactRetracted", {"event_id": str(correction["event_id"]), "reason": "x"}, YEAR_2025
+        )
+        statuses = fact_statuses(recorded([opened(), jv, correction, undo]))
+        original = statuses[jv["event_id"]]
+        assert (original.occurred, original.corrected_by) == (jv["occurred"], ())
+        assert statuses[correction["event_id"]].retracted_by == 4
+
+    def test_a_retracted_fact_names_its_retraction_and_others_are_untouched(self) -> None:
+        note = fact("NoteAdded", {"text": "wrong"}, YEAR_2025) | {"event_id": uuid4()}
+        undo = fact("FactRetracted", {"event_id": str(note["event_id"]), "reason": "x"}, YEAR_2025)
+        events = recorded([opened(), mou(), note, undo])
+        statuses = fact_statuses(events)
+        assert list(statuses) == [e.event_id for e in events]
+        assert statuses[note["event_id"]].retracted_by == 4
+        untouched = [statuses[e.event_id] for e in events[:2]]
+        assert [(s.retracted_by, s.corrected_by, s.names) for s in untouched] == [
+            (None, (), None)
+        ] * 2
+        assert [s.data for s in untouched] == [e.data for e in events[:2]]
+
+    def test_agrees_with_replay_on_what_is_folded(self) -> None:
+        jv = joint_venture() | {"event_id": uuid4()}
+        events = recorded(
+            [opened(), mou(), jv, correcting(jv, data=joint_venture("60", "40")["data"])]
+        )
+        in_force = fact_statuses(events)[jv["event_id"]]
+        replayed = replay_events(events)
+        assert [str(p) for _, p in shares(replayed)] == [
+            s["percent"] for s in in_force.data["shares"]
+        ]
 
 
 def _source() -> dict[str, Any]:

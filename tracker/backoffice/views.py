@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from tracker.deals import history, replay, services
 from tracker.deals.errors import DealNotFound, InvalidEvent, UnknownEventType
-from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for, upcast
+from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for
 from tracker.deals.models import Organisation
 from tracker.deals.reducer import Deal, changed_fields, deal_to_json
 from tracker.eventstore.errors import VersionConflict
@@ -124,14 +124,24 @@ def _admin_context(request: HttpRequest, admin_site: AdminSite, title: str) -> d
 
 @dataclass
 class EventRow:
-    """One stored event as the deal pages show it."""
+    """One stored event as the deal pages show it, with what replay's rule did to it."""
 
-    event: RecordedEvent
-    data: Any
+    status: replay.FactStatus
+    data: str
     occurred: str
-    retracted_by: int | None = None
-    corrected_by: list[int] = field(default_factory=list)
     target_version: int | None = None
+
+    @property
+    def event(self) -> Any:
+        return self.status.event
+
+    @property
+    def retracted_by(self) -> int | None:
+        return self.status.retracted_by
+
+    @property
+    def corrected_by(self) -> tuple[int, ...]:
+        return self.status.corrected_by
 
     @property
     def is_meta(self) -> bool:
@@ -147,28 +157,19 @@ class EventRow:
 
 
 def event_rows(events: Sequence[RecordedEvent], names: Mapping[str, str]) -> list[EventRow]:
-    """Events with what later retractions and corrections did to them."""
-    by_id = {event.event_id: event for event in events}
-    rows = {
-        event.event_id: EventRow(
-            event=event,
-            data=show(humanise(event.data, names)),
-            occurred=occurred_label(event.occurred),
+    """Events as recorded, with what later retractions and corrections did to them."""
+    statuses = replay.fact_statuses(events)
+    return [
+        EventRow(
+            status=status,
+            data=show(humanise(status.event.data, names)),
+            occurred=occurred_label(status.event.occurred),
+            target_version=(
+                statuses[status.names].event.version if status.names in statuses else None
+            ),
         )
-        for event in events
-    }
-    for event in events:
-        if event.type not in META_TYPES:
-            continue
-        target = UUID(event.data["event_id"])
-        if target not in rows:
-            continue
-        rows[event.event_id].target_version = by_id[target].version
-        if event.type == "FactRetracted":
-            rows[target].retracted_by = event.version
-        else:
-            rows[target].corrected_by.append(event.version)
-    return list(rows.values())
+        for status in statuses.values()
+    ]
 
 
 def newer_events(deal_id: UUID, version: int, names: Mapping[str, str]) -> list[EventRow]:
@@ -416,7 +417,7 @@ def correct_event_view(
     if not row.can_correct:
         raise Http404("This event cannot be corrected.")
     target = row.event
-    current_data, current_occurred = _current_fact(events, target)
+    current_data, current_occurred = row.status.data, row.status.occurred
     model = schema_for(target.type)
     context = Context(organisations=organisation_choices())
 
@@ -473,26 +474,6 @@ class _CorrectionReason(BaseModel):
     """A correction's reason, required here although the catalogue allows it empty."""
 
     reason: Text
-
-
-def _current_fact(
-    events: Sequence[RecordedEvent], target: RecordedEvent
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The target's data and occurred as its latest corrections left them."""
-    data, _ = upcast(target.type, target.schema_version, target.data)
-    occurred = target.occurred
-    retracted = {UUID(e.data["event_id"]) for e in events if e.type == "FactRetracted"}
-    for event in events:
-        if event.type != "FactCorrected" or event.event_id in retracted:
-            continue
-        body, _ = upcast(event.type, event.schema_version, event.data)
-        if UUID(body["event_id"]) != target.event_id:
-            continue
-        if body.get("data") is not None:
-            data = body["data"]
-        if body.get("occurred") is not None:
-            occurred = body["occurred"]
-    return data, occurred
 
 
 def _normalised(event_type: str, data: Mapping[str, Any]) -> Any:
@@ -622,18 +603,14 @@ def timeline_bars(
 ) -> tuple[Axis, list[TimelineBar]]:
     """One bar per event along the `occurred` axis: a tick for a day, a span for a month or year."""
     rows = event_rows(events, names)
-    corrected_to = {}
-    for event in events:
-        if event.type == "FactCorrected":
-            body, _ = upcast(event.type, event.schema_version, event.data)
-            if body.get("occurred"):
-                corrected_to[UUID(body["event_id"])] = body["occurred"]
-    periods = [e.occurred for e in events if e.occurred] + list(corrected_to.values())
+    # The axis spans the periods as recorded and as corrected (the bars and their ghosts).
+    periods = [e.occurred for e in events if e.occurred]
+    periods += [row.status.occurred for row in rows if row.status.occurred]
     axis = _axis(periods, as_of)
     bars = []
     for row in rows:
         event = row.event
-        shown = corrected_to.get(event.event_id, event.occurred)
+        shown = row.status.occurred
         if not shown:
             continue
         left, width = axis.place(shown)
@@ -645,7 +622,7 @@ def timeline_bars(
             label=occurred_label(shown),
             recorded_at=event.recorded_at,
         )
-        if shown is not event.occurred and event.occurred:
+        if shown != event.occurred and event.occurred:
             bar.original_left, bar.original_width = axis.place(event.occurred)
         bars.append(bar)
     return axis, bars

@@ -16,6 +16,8 @@ is that event's `recorded_at`. The state is `uncertain` when a kept fact's perio
 
 `replay_events` is pure and works on events already read; the projector calls it, so a
 projection is literally a cached replay. `state` and `timeline` read the stream first.
+`fact_statuses` gives each event as step 2 leaves it (retracted by, corrected by, the data and
+`occurred` in force), for pages that list a stream's events one by one.
 """
 
 from __future__ import annotations
@@ -151,6 +153,52 @@ def timeline(deal_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> list[TimelineEn
     return entries
 
 
+@dataclass(frozen=True, slots=True)
+class FactStatus:
+    """One event as the retractions and corrections among its stream leave it (step 2).
+
+    `data` and `occurred` are those in force: the latest correction's, separately for each (new
+    data brought up to its type's current schema version), else the event's own, upcast. For a
+    retraction or a correction, `names` is the event it acts on.
+    """
+
+    event: EventLike
+    data: dict[str, Any]
+    occurred: dict[str, Any] | None
+    retracted_by: int | None
+    """The version of the retraction of this event, if it is retracted."""
+    corrected_by: tuple[int, ...]
+    """The versions of the corrections in force (not retracted) of this event, in order."""
+    names: UUID | None
+
+
+def fact_statuses(events: Iterable[EventLike]) -> dict[UUID, FactStatus]:
+    """Each event by id, in the order given, with what the rule's step 2 does to it.
+
+    The same rule `replay_events` folds by, for pages that show a stream's events one by one:
+    retractions and corrections among `events` only (give the whole stream, or a part that holds
+    the events its retractions and corrections name).
+    """
+    events = list(events)
+    found = _amendments([e for e in events if e.type in META_TYPES])
+    statuses: dict[UUID, FactStatus] = {}
+    for event in events:
+        key = event.event_id
+        fact: EventLike = event
+        if key in found.data or key in found.occurred:
+            fact = _correct(event, found.data.get(key), found.occurred.get(key))
+        data, _ = upcast(fact.type, fact.schema_version, fact.data)
+        statuses[key] = FactStatus(
+            event=event,
+            data=data,
+            occurred=fact.occurred,
+            retracted_by=found.retracted.get(key),
+            corrected_by=tuple(found.corrected_by.get(key, ())),
+            names=found.targets.get(key),
+        )
+    return statuses
+
+
 # --- steps -----------------------------------------------------------------------------------
 
 
@@ -162,33 +210,56 @@ def _resolve(
     meta = [e for e in events if e.type in META_TYPES]
     if not meta:
         return list(events), meta, set(), {}
-    retracted: set[UUID] = set()
-    targets: dict[UUID, UUID] = {}
-    for event in meta:
-        data, _ = upcast(event.type, event.schema_version, event.data)
-        targets[event.event_id] = UUID(data["event_id"])
-        if event.type == "FactRetracted":
-            retracted.add(targets[event.event_id])
-    new_data: dict[UUID, tuple[dict[str, Any], int | None]] = {}
-    new_occurred: dict[UUID, dict[str, Any]] = {}
-    for event in sorted(meta, key=_version):
-        if event.type != "FactCorrected" or event.event_id in retracted:
-            continue
-        data, _ = upcast(event.type, event.schema_version, event.data)
-        target = targets[event.event_id]
-        # The latest correction wins, separately for data and for occurred.
-        if data.get("data") is not None:
-            new_data[target] = (data["data"], data.get("data_schema_version"))
-        if data.get("occurred") is not None:
-            new_occurred[target] = data["occurred"]
+    found = _amendments(meta)
     facts: list[EventLike] = []
     for event in events:
-        if event.type in META_TYPES or event.event_id in retracted:
+        if event.type in META_TYPES or event.event_id in found.retracted:
             continue
-        if event.event_id in new_data or event.event_id in new_occurred:
-            event = _correct(event, new_data.get(event.event_id), new_occurred.get(event.event_id))
+        if event.event_id in found.data or event.event_id in found.occurred:
+            event = _correct(
+                event, found.data.get(event.event_id), found.occurred.get(event.event_id)
+            )
         facts.append(event)
-    return facts, meta, retracted, targets
+    return facts, meta, set(found.retracted), found.targets
+
+
+@dataclass(frozen=True, slots=True)
+class _Amendments:
+    """What the retractions and corrections among a stream's events do (step 2), by event id."""
+
+    targets: dict[UUID, UUID]
+    """Each retraction or correction: the event it names."""
+    retracted: dict[UUID, int]
+    """Each retracted event: the version of its retraction."""
+    corrected_by: dict[UUID, list[int]]
+    """Each corrected event: the versions of the corrections in force (not retracted)."""
+    data: dict[UUID, tuple[dict[str, Any], int | None]]
+    """Each event whose data was corrected: the latest new data and its schema version."""
+    occurred: dict[UUID, dict[str, Any]]
+    """Each event whose `occurred` was corrected: the latest new one."""
+
+
+def _amendments(meta: Sequence[EventLike]) -> _Amendments:
+    found = _Amendments({}, {}, {}, {}, {})
+    bodies: dict[UUID, dict[str, Any]] = {}
+    ordered = sorted(meta, key=_version)
+    for event in ordered:
+        bodies[event.event_id], _ = upcast(event.type, event.schema_version, event.data)
+        found.targets[event.event_id] = UUID(bodies[event.event_id]["event_id"])
+        if event.type == "FactRetracted":
+            found.retracted.setdefault(found.targets[event.event_id], event.version)
+    for event in ordered:
+        if event.type != "FactCorrected" or event.event_id in found.retracted:
+            continue
+        data = bodies[event.event_id]
+        target = found.targets[event.event_id]
+        found.corrected_by.setdefault(target, []).append(event.version)
+        # The latest correction wins, separately for data and for occurred.
+        if data.get("data") is not None:
+            found.data[target] = (data["data"], data.get("data_schema_version"))
+        if data.get("occurred") is not None:
+            found.occurred[target] = data["occurred"]
+    return found
 
 
 def _correct(

@@ -7,7 +7,6 @@ its retraction/correction marks and, for editors, the actions to retract or corr
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from django.contrib import admin
@@ -18,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from tracker.deals import replay
 from tracker.deals.events import META_TYPES
 from tracker.eventstore.models import Event
 from tracker.projections.models import DealState
@@ -90,17 +90,17 @@ class EventAdmin(GuardedModelAdmin):
         rows = list(changelist.result_list)
         streams = {row.stream_id for row in rows}
         titles = dict(DealState.objects.filter(deal_id__in=streams).values_list("deal_id", "title"))
-        marks: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        meta = Event.objects.filter(stream_id__in=streams, type__in=META_TYPES).values_list(
-            "type", "version", "data"
-        )
-        for kind, version, data in meta.order_by("version"):
-            label = "retracted" if kind == "FactRetracted" else "corrected"
-            marks[str(data.get("event_id"))].append((label, f"{label} by v{version}"))
+        # What the retractions and corrections of these deals did to the rows, by replay's rule.
+        meta = Event.objects.filter(stream_id__in=streams, type__in=META_TYPES)
+        events = {event.event_id: event for event in [*meta, *rows]}
+        statuses = replay.fact_statuses(events.values())
         allowed = can_record(request.user)
         for row in rows:
+            status = statuses[row.event_id]
             row._deal_title = titles.get(row.stream_id) or str(row.stream_id)
-            row._marks = marks.get(str(row.event_id), [])
+            row._marks = [("corrected", f"corrected by v{v}") for v in status.corrected_by]
+            if status.retracted_by is not None:
+                row._marks.insert(0, ("retracted", f"retracted by v{status.retracted_by}"))
             row._can_record = allowed
         return changelist
 
