@@ -376,6 +376,36 @@ class TestSchemas:
                 parse_data("ContractAwarded", data)
             assert fields_of(error) == ["data.quantity"]
 
+    def test_says_what_each_string_is_for_a_form_to_choose_its_input(self) -> None:
+        jv = json_schemas()["JointVentureFormed"]["schema"]
+        share = jv["$defs"]["Share"]["properties"]
+        assert (share["organisation"]["format"], share["organisation"]["x-refers-to"]) == (
+            "uuid",
+            "organisation",
+        )
+        assert share["percent"]["format"] == "decimal"
+        assert jv["properties"]["headquarters_country"]["format"] == "country"
+        assert jv["properties"]["scope"]["x-multiline"] is True
+        money = json_schemas()["ContractAwarded"]["schema"]["$defs"]["Money"]["properties"]
+        assert money["currency"]["format"] == "currency"
+        retraction = json_schemas()["FactRetracted"]["schema"]["properties"]
+        assert retraction["event_id"]["x-refers-to"] == "event"
+        assert "x-multiline" not in json_schemas()["DealOpened"]["schema"]["properties"]["title"]
+
+    def test_schema_errors_carry_pydantic_s_type_and_parameters(self) -> None:
+        with pytest.raises(InvalidEvent) as error:
+            parse_data("NoteAdded", {"text": "x" * 2001})
+        [found] = error.value.errors
+        assert (found.field, found.code, found.params) == (
+            "data.text",
+            "string_too_long",
+            {"max_length": 2000},
+        )
+        with pytest.raises(InvalidEvent) as error:
+            parse_data("MouSigned", {"parties": [A, A]})
+        [found] = error.value.errors
+        assert (found.message, found.code) == (f"a party appears twice: {A}", "value_error")
+
     def test_refuses_an_organisation_id_that_is_not_a_uuid(self) -> None:
         with pytest.raises(InvalidEvent) as error:
             parse_data("PartyAdded", {"organisation": 12, "role": "x"})

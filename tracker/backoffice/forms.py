@@ -1,8 +1,10 @@
 """Admin forms generated from the event catalogue's JSON Schemas, so a new type needs no code.
 
 A form is a tree of `Field`s built from `model_json_schema()`: strings, decimals, dates,
-enumerations, organisation ids (the paths a type lists in `organisation_paths`), money
-(amount + currency), `occurred` (date + precision), nested objects and lists (repeatable rows).
+enumerations, organisation and event ids, countries, currencies, money (amount + currency),
+`occurred` (date + precision), nested objects and lists (repeatable rows). Each input is chosen
+from what the catalogue's types say in the schema (`format`, `x-refers-to`, `x-multiline`),
+never from a pattern's text or a field's name.
 HTML names are dotted ("data.shares.0.percent"); each field also knows the path the services use
 in `FieldError`s ("data.shares[0].percent"), so a domain error is shown beside its field.
 
@@ -14,7 +16,6 @@ applies; a blank row of a list is ignored.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,15 +24,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from tracker.deals.errors import FieldError
-from tracker.deals.events import EventData, Occurred, Source
+from tracker.deals.events import MULTILINE, REFERS_TO, EventData, Occurred, Source
 from tracker.deals.values import COUNTRY_CODES
 
 # Fields the services fill in themselves; an analyst never types them.
 SERVICE_FILLED = frozenset({"data_schema_version"})
 COMMON_CURRENCIES = ("EUR", "GBP", "USD", "TRY", "JPY", "CHF", "SEK", "NOK", "PLN", "CAD", "AUD")
 _ABSENT = object()
-# Long strings get a text area, except these, which are one line however long they may be.
-_ONE_LINE = frozenset({"title", "url", "publisher", "speaker", "speaker_role"})
 
 _HELP = {
     "decimal": "Digits with an optional decimal point, e.g. 5400000000 or 12.5 (no spaces).",
@@ -44,28 +43,30 @@ _HELP = {
     "json": 'A JSON object, e.g. {"text": "..."}. Decimals as strings.',
 }
 
-# Pydantic's wording replaced by an analyst's; messages of the catalogue's own rules pass as
-# they are (they are written for analysts already).
-_MESSAGES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^Field required$"), "This field is required."),
-    (re.compile(r"^String should have at least 1 character$"), "This field is required."),
-    (
-        re.compile(r"^List should have at least (\d+) items? after validation.*$"),
-        r"Give at least \1 (one per row).",
-    ),
-    (
-        re.compile(r"^String should have at most (\d+) characters?$"),
-        r"Too long: at most \1 characters.",
-    ),
-    (re.compile(r"^Input should be (.*)$"), r"Choose \1."),
-    (re.compile(r"^Extra inputs are not permitted$"), "This field does not belong here."),
-]
+# Pydantic's wording replaced by an analyst's, by the error's type and its parameters (pydantic's
+# "Validation Errors" reference lists them); messages of the catalogue's own rules pass as they
+# are (they are written for analysts already).
+_MESSAGES = {
+    "missing": "This field is required.",
+    "string_too_short": "Too short: at least {min_length} characters.",
+    "string_too_long": "Too long: at most {max_length} characters.",
+    "too_short": "Give at least {min_length} (one per row).",
+    "literal_error": "Choose {expected}.",
+    "enum": "Choose {expected}.",
+    "extra_forbidden": "This field does not belong here.",
+    "int_type": "Give a whole number, e.g. 20.",
+    "greater_than": "Give a number greater than {gt}.",
+    "greater_than_equal": "Give a number of at least {ge}.",
+    "less_than_equal": "Give a number of at most {le}.",
+}
 
 
-def analyst_message(message: str) -> str:
-    for pattern, replacement in _MESSAGES:
-        if pattern.match(message):
-            return pattern.sub(replacement, message)
+def analyst_message(error: FieldError) -> str:
+    if error.code == "string_too_short" and error.params.get("min_length") == 1:
+        return _MESSAGES["missing"]
+    if error.code in _MESSAGES:
+        return _MESSAGES[error.code].format_map(error.params)
+    message = error.message
     return message[:1].upper() + message[1:] if message else message
 
 
@@ -134,7 +135,6 @@ class SchemaForm:
         context: Context,
         data: Mapping[str, Any] | None = None,
         initial: Mapping[str, Any] | None = None,
-        organisation_paths: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
     ) -> None:
         self.model = model
@@ -146,9 +146,6 @@ class SchemaForm:
             initial = unflatten(data, prefix)
         schema = model.model_json_schema()
         self._defs = schema.get("$defs", {})
-        if organisation_paths is None:
-            organisation_paths = getattr(model, "organisation_paths", ())
-        self._org_paths = set(organisation_paths)
         excluded = set(exclude) | SERVICE_FILLED
         required = set(schema.get("required", ()))
         self.fields = [
@@ -156,7 +153,6 @@ class SchemaForm:
                 sub,
                 name=_join(prefix, key),
                 path=_join(prefix, key),
-                spec=key,
                 label=_label(key, sub),
                 required=key in required,
                 initial=(initial or {}).get(key, _ABSENT),
@@ -179,7 +175,6 @@ class SchemaForm:
         *,
         name: str,
         path: str,
-        spec: str,
         label: str,
         required: bool,
         initial: Any,
@@ -194,7 +189,6 @@ class SchemaForm:
                     merged,
                     name=name,
                     path=path,
-                    spec=spec,
                     label=label,
                     required=False,
                     initial=initial,
@@ -205,9 +199,9 @@ class SchemaForm:
         help_text = schema.get("description", "") if "$ref" not in schema else ""
         kind = schema.get("type")
         if kind == "object" and "properties" in schema:
-            return self._build_object(schema, name, path, spec, label, required, initial)
+            return self._build_object(schema, name, path, label, required, initial)
         if kind == "array":
-            return self._build_rows(schema, name, path, spec, label, required, initial)
+            return self._build_rows(schema, name, path, label, required, initial)
         leaf = Field(name=name, path=path, label=label, widget="text", required=required)
         leaf.help = help_text if len(help_text) < 200 else ""
         if kind == "object":
@@ -216,33 +210,31 @@ class SchemaForm:
         elif "enum" in schema:
             leaf.widget = "select"
             leaf.choices = [Choice(str(v), str(v).replace("_", " ")) for v in schema["enum"]]
-        elif schema.get("format") == "uuid":
-            if spec in self._org_paths:
-                leaf.widget = "organisation"
-                leaf.choices = list(self.context.organisations)
-            elif spec.rsplit(".", 1)[-1] == "event_id" and self.context.events:
-                leaf.widget = "event"
-                leaf.choices = list(self.context.events)
+        elif schema.get(REFERS_TO) == "organisation":
+            leaf.widget = "organisation"
+            leaf.choices = list(self.context.organisations)
+        elif schema.get(REFERS_TO) == "event" and self.context.events:
+            leaf.widget = "event"
+            leaf.choices = list(self.context.events)
         elif schema.get("format") == "date":
             leaf.widget = "date"
-        elif schema.get("pattern") == "^[A-Z]{2}$":
+        elif schema.get("format") == "country":
             leaf.widget = "country"
             leaf.choices = [Choice(code, code) for code in sorted(COUNTRY_CODES)]
             leaf.help = _HELP["country"]
-        elif schema.get("pattern") == "^[A-Z]{3}$":
+        elif schema.get("format") == "currency":
             leaf.widget = "currency"
             leaf.choices = [Choice(code, code) for code in COMMON_CURRENCIES]
             leaf.help = _HELP["currency"]
             leaf.max_length = 3
-        elif kind == "string" and "pattern" in schema and "0-9" in schema["pattern"]:
+        elif schema.get("format") == "decimal":
             leaf.widget = "decimal"
             leaf.help = _HELP["decimal"]
         elif kind == "integer":
             leaf.widget = "integer"
-        elif kind == "string":
+        elif kind == "string" and "format" not in schema:
             leaf.max_length = schema.get("maxLength")
-            long_text = leaf.max_length is None or leaf.max_length > 300
-            if long_text and spec.rsplit(".", 1)[-1] not in _ONE_LINE:
+            if schema.get(MULTILINE):
                 leaf.widget = "textarea"
         leaf.value = self._raw(name, initial)
         return leaf
@@ -252,7 +244,6 @@ class SchemaForm:
         schema: Mapping[str, Any],
         name: str,
         path: str,
-        spec: str,
         label: str,
         required: bool,
         initial: Any,
@@ -273,7 +264,6 @@ class SchemaForm:
                 sub,
                 name=f"{name}.{key}",
                 path=f"{path}.{key}",
-                spec=f"{spec}.{key}",
                 label=_label(key, sub),
                 required=key in inner_required,
                 initial=values.get(key, _ABSENT),
@@ -288,7 +278,6 @@ class SchemaForm:
         schema: Mapping[str, Any],
         name: str,
         path: str,
-        spec: str,
         label: str,
         required: bool,
         initial: Any,
@@ -305,7 +294,6 @@ class SchemaForm:
                     items,
                     name=f"{name}.{position}",
                     path=f"{path}[{position}]",
-                    spec=f"{spec}[*]",
                     label="",
                     required=True,
                     initial=values[position] if position < len(values) else _ABSENT,
@@ -315,7 +303,6 @@ class SchemaForm:
             items,
             name=f"{name}.__prefix__",
             path=f"{path}[__prefix__]",
-            spec=f"{spec}[*]",
             label="",
             required=True,
             initial=_ABSENT,
@@ -392,7 +379,7 @@ class SchemaForm:
             if target is None:
                 left.append(error)
             else:
-                target.errors.append(analyst_message(error.message))
+                target.errors.append(analyst_message(error))
         return left
 
     def _owner(self, path: str) -> Field | None:
@@ -507,12 +494,10 @@ class EventForm:
         left = list(errors)
         for part in self.parts:
             left = part.attach(left)
-        self.general_errors.extend(
-            f"{e.field}: {analyst_message(e.message)}"
-            if e.field not in ("", "type")
-            else analyst_message(e.message)
-            for e in left
-        )
+        for error in left:
+            message = analyst_message(error)
+            named = error.field not in ("", "type")
+            self.general_errors.append(f"{error.field}: {message}" if named else message)
 
 
 class OccurredHolder(BaseModel):

@@ -6,8 +6,10 @@ Django-free, so the catalogue and the reducer may raise them. The event store's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 
@@ -17,10 +19,17 @@ class DomainError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One problem with one field of a request, e.g. ("data.shares", "shares must sum to 100")."""
+    """One problem with one field of a request, e.g. ("data.shares", "shares must sum to 100").
+
+    A problem found by a schema also carries pydantic's error `code` ("missing",
+    "string_too_long", ...) and its `params` ({"max_length": 300}), so that an edge may word it
+    for its readers by what it is rather than by its English text.
+    """
 
     field: str
     message: str
+    code: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}

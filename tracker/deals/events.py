@@ -61,6 +61,13 @@ Precision = Literal["day", "month", "year"]
 
 # --- field types -----------------------------------------------------------------------------
 
+# What a string is, beyond its syntax, said in each type's JSON Schema so that a form can pick
+# its input from the schema alone: `format` "decimal", "date", "country" or "currency"; text
+# of several lines marked MULTILINE; and an id's `format` stays "uuid" while REFERS_TO names
+# what it identifies ("organisation", "event").
+MULTILINE = "x-multiline"
+REFERS_TO = "x-refers-to"
+
 _DECIMAL = re.compile(r"[+-]?[0-9]{1,30}(\.[0-9]{1,20})?")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -263,6 +270,7 @@ def _text(*, max_length: int, one_line: bool, required: bool = True) -> Any:
         # it would make pydantic check the length before stripping.
         BeforeValidator(_whole_characters),
         AfterValidator(_one_line if one_line else _multi_line),
+        Field(json_schema_extra=None if one_line else {MULTILINE: True}),
     ]
 
 
@@ -278,17 +286,30 @@ DecimalString = Annotated[
     Decimal,
     BeforeValidator(_decimal),
     PlainSerializer(_decimal_text, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_DECIMAL.pattern}$"}),
+    WithJsonSchema({"type": "string", "format": "decimal", "pattern": f"^{_DECIMAL.pattern}$"}),
 ]
 DateString = Annotated[
     Date, BeforeValidator(_date), WithJsonSchema({"type": "string", "format": "date"})
 ]
-Uuid = Annotated[UUID, BeforeValidator(_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
+OrganisationId = Annotated[
+    UUID,
+    BeforeValidator(_uuid),
+    WithJsonSchema({"type": "string", "format": "uuid", REFERS_TO: "organisation"}),
+]
+EventId = Annotated[
+    UUID,
+    BeforeValidator(_uuid),
+    WithJsonSchema({"type": "string", "format": "uuid", REFERS_TO: "event"}),
+]
 CountryCode = Annotated[
-    str, AfterValidator(_country), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$"})
+    str,
+    AfterValidator(_country),
+    WithJsonSchema({"type": "string", "format": "country", "pattern": "^[A-Z]{2}$"}),
 ]
 CurrencyCode = Annotated[
-    str, AfterValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"})
+    str,
+    AfterValidator(_currency),
+    WithJsonSchema({"type": "string", "format": "currency", "pattern": "^[A-Z]{3}$"}),
 ]
 Url = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_url)]
 Quantity = Annotated[int, Field(gt=0, le=2**53 - 1)]
@@ -417,7 +438,7 @@ class EventData(Closed):
 
 
 class PartyRef(Closed):
-    organisation: Uuid
+    organisation: OrganisationId
     role: ShortText
 
 
@@ -436,19 +457,19 @@ class DealOpened(EventData):
 
 
 class PartyAdded(EventData):
-    organisation: Uuid
+    organisation: OrganisationId
     role: ShortText
     organisation_paths = ("organisation",)
 
 
 class PartyRemoved(EventData):
-    organisation: Uuid
+    organisation: OrganisationId
     reason: Text
     organisation_paths = ("organisation",)
 
 
 class MouSigned(EventData):
-    parties: list[Uuid] = Field(min_length=2)
+    parties: list[OrganisationId] = Field(min_length=2)
     scope: OptionalText = ""
     organisation_paths = ("parties[*]",)
 
@@ -460,7 +481,7 @@ class MouSigned(EventData):
 
 
 class Share(Closed):
-    organisation: Uuid
+    organisation: OrganisationId
     percent: DecimalString
 
     @field_validator("percent")
@@ -472,7 +493,7 @@ class Share(Closed):
 
 
 class JointVentureFormed(EventData):
-    venture: Uuid
+    venture: OrganisationId
     shares: list[Share] = Field(min_length=1)
     headquarters_country: CountryCode
     scope: OptionalText = ""
@@ -489,8 +510,8 @@ class JointVentureFormed(EventData):
 
 
 class ContractAwarded(EventData):
-    buyer: Uuid
-    supplier: Uuid
+    buyer: OrganisationId
+    supplier: OrganisationId
     item: ShortText
     quantity: Quantity | None = None
     value: Money
@@ -508,7 +529,7 @@ class Earmark(Closed):
 
 
 class BudgetAllocated(EventData):
-    authority: Uuid
+    authority: OrganisationId
     purpose: ShortText
     amount: Money
     earmarks: list[Earmark] = Field(default_factory=list)
@@ -543,8 +564,8 @@ class BudgetAllocated(EventData):
 
 
 class SupportAgreed(EventData):
-    provider: Uuid
-    recipient: Uuid
+    provider: OrganisationId
+    recipient: OrganisationId
     programme: ShortText
     scope: OptionalText = ""
     organisation_paths = ("provider", "recipient")
@@ -558,7 +579,7 @@ class StageChanged(EventData):
 class QuoteRecorded(EventData):
     speaker: ShortText
     speaker_role: OptionalShortText = ""
-    organisation: Uuid | None = None
+    organisation: OrganisationId | None = None
     text: Text
     organisation_paths = ("organisation",)
 
@@ -568,7 +589,7 @@ class NoteAdded(EventData):
 
 
 class FactRetracted(EventData):
-    event_id: Uuid
+    event_id: EventId
     reason: Text
 
 
@@ -579,7 +600,7 @@ class FactCorrected(EventData):
     `data_schema_version` (filled in by the services with the type's current version).
     """
 
-    event_id: Uuid
+    event_id: EventId
     data: dict[str, Any] | None = None
     occurred: Occurred | None = None
     reason: OptionalText = ""
@@ -732,10 +753,10 @@ def field_errors(error: ValidationError, prefix: str) -> list[FieldError]:
         path = prefix
         for part in detail["loc"]:
             path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
-        message = detail["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        found.append(FieldError(path, message))
+        params = detail.get("ctx", {})
+        # A rule's ValueError: its own words, without pydantic's "Value error, " in front.
+        message = str(params["error"]) if detail["type"] == "value_error" else detail["msg"]
+        found.append(FieldError(path, message, detail["type"], params))
     return found
 
 
