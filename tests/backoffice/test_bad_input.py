@@ -20,6 +20,7 @@ from django.db import connections
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from tracker.backoffice.site import BackofficeSite, GuardedLookups
 from tracker.deals.models import Organisation
 
 from .conftest import make_user
@@ -69,6 +70,17 @@ def messages_of(response: Any) -> list[str]:
 
 def changelist(model: Any) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def test_the_default_site_guards_every_admin_registered_on_it() -> None:
+    assert isinstance(admin.site, BackofficeSite)
+    unguarded = [
+        model.__name__
+        for model, model_admin in admin.site._registry.items()
+        if not isinstance(model_admin, GuardedLookups)
+    ]
+    assert admin.site._registry
+    assert unguarded == []
 
 
 # --- the content-type shortcut -------------------------------------------------------------------
