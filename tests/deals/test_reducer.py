@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -206,6 +207,100 @@ class TestJson:
         assert body["opened_on"] == {"date": "2025-01-01", "precision": "year"}
         assert body["updated_at"].endswith("Z")
         assert datetime.fromisoformat(body["updated_at"].replace("Z", "+00:00")).tzinfo == UTC
+
+    def test_writes_every_field_byte_for_byte_with_edge_values(self) -> None:
+        money = {"amount": "5400000000", "currency": "GBP"}
+        facts = [
+            joint_venture(baykar="1E+2", leonardo="0.50"),
+            fact(
+                "ContractAwarded",
+                {
+                    "buyer": str(BAYKAR),
+                    "supplier": str(LEONARDO),
+                    "item": "UAV",
+                    "quantity": None,
+                    "value": {"amount": "5.4E+9", "currency": "GBP"},
+                },
+                YEAR_2025,
+            ),
+            fact(
+                "BudgetAllocated",
+                {
+                    "authority": str(BAYKAR),
+                    "purpose": "UAVs",
+                    "amount": {"amount": "-0.10", "currency": "EUR"},
+                    "earmarks": [{"purpose": "Armed", "amount": money}],
+                },
+                YEAR_2025,
+            ),
+            fact(
+                "SupportAgreed",
+                {"provider": str(LBA), "recipient": str(BAYKAR), "programme": "P"},
+                YEAR_2025,
+            ),
+            fact("QuoteRecorded", {"speaker": "A", "organisation": None, "text": "t"}, YEAR_2025),
+            fact(
+                "QuoteRecorded",
+                {"speaker": "B", "speaker_role": "CEO", "organisation": str(LBA), "text": "u"},
+                YEAR_2025,
+            ),
+            fact("NoteAdded", {"text": 'é \u2028 "quoted"'}, YEAR_2025),
+        ]
+        # Microseconds, in another zone: the JSON shows them in UTC.
+        start = datetime(2025, 7, 1, 11, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+        deal = fold(recorded([opened(), mou(), *facts], start=start))
+        assert deal is not None
+        expected = {
+            "id": str(DEAL),
+            "title": "Baykar and Leonardo: LBA Systems",
+            "kind": "joint_venture",
+            "stage": "agreed",
+            "summary": "",
+            "parties": [
+                {"organisation": str(BAYKAR), "role": "partner"},
+                {"organisation": str(LEONARDO), "role": "partner"},
+            ],
+            "mou": {"parties": [str(BAYKAR), str(LEONARDO)], "scope": "initial MoU"},
+            "joint_venture": {
+                "venture": str(LBA),
+                "shares": [
+                    {"organisation": str(BAYKAR), "percent": "100"},
+                    {"organisation": str(LEONARDO), "percent": "0.50"},
+                ],
+                "headquarters_country": "IT",
+                "scope": "unmanned systems",
+            },
+            "contracts": [
+                {
+                    "buyer": str(BAYKAR),
+                    "supplier": str(LEONARDO),
+                    "item": "UAV",
+                    "quantity": None,
+                    "value": money,
+                }
+            ],
+            "budgets": [
+                {
+                    "authority": str(BAYKAR),
+                    "purpose": "UAVs",
+                    "amount": {"amount": "-0.10", "currency": "EUR"},
+                    "earmarks": [{"purpose": "Armed", "amount": money}],
+                }
+            ],
+            "support": [
+                {"provider": str(LBA), "recipient": str(BAYKAR), "programme": "P", "scope": ""}
+            ],
+            "quotes": [
+                {"speaker": "A", "speaker_role": "", "organisation": None, "text": "t"},
+                {"speaker": "B", "speaker_role": "CEO", "organisation": str(LBA), "text": "u"},
+            ],
+            "notes": [{"text": 'é \u2028 "quoted"'}],
+            "uncertain": False,
+            "version": 9,
+            "opened_on": YEAR_2025,
+            "updated_at": "2025-07-01T09:09:00.123456Z",
+        }
+        assert json.dumps(deal_to_json(deal)) == json.dumps(expected)
 
     def test_round_trips_through_deal_from_json(self) -> None:
         deal = folded(mou(), joint_venture())

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import date
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -15,6 +18,9 @@ from tracker.deals.replay import state
 from tracker.eventstore.store import read_stream, verify_stream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+DEMO_STATES = Path(__file__).with_name("demo_states.json")
+"""The JSON of the five demo deals' current states, less `updated_at` (ledger time)."""
 
 
 @pytest.fixture
@@ -103,3 +109,11 @@ def test_deal_4_is_an_active_support_relationship(seeded: str) -> None:
 
 def test_malloy_is_owned_by_bae(seeded: str) -> None:
     assert Organisation.objects.get(id=org_id("malloy")).parent_id == org_id("bae")
+
+
+def test_the_demo_deals_json_is_as_pinned_byte_for_byte(seeded: str) -> None:
+    pinned = json.loads(DEMO_STATES.read_text())
+    for number, expected in pinned.items():
+        body = deal_to_json(state(deal_id(int(number))).state)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", body.pop("updated_at"))
+        assert json.dumps(body, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)
