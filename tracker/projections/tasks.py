@@ -24,15 +24,18 @@ MAX_RETRIES = 5
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
+    # A database error is retried after a random wait of up to 1, 2, 4 ... seconds (at most 30):
+    # the jitter spreads the retries of many deals that failed together.
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    retry_jitter=True,
     soft_time_limit=60,
     time_limit=90,
 )
 def project_deal(self, deal_id: str) -> str:
     """Project one deal. Retries while another worker holds it or the database is away."""
-    try:
-        result = projector.project_deal(UUID(deal_id))
-    except DatabaseError as error:
-        raise self.retry(exc=error, countdown=min(2**self.request.retries, 30)) from error
+    result = projector.project_deal(UUID(deal_id))
     if result.outcome is projector.Outcome.BUSY:
         # The holder may have read the stream before this task's event committed.
         raise self.retry(countdown=0.2 * (self.request.retries + 1))

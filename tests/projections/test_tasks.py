@@ -1,0 +1,190 @@
+"""`project_deal` retries a deal another worker holds and a database error (Celery's
+`autoretry_for` with backoff), a bounded number of times, in-process and on a real worker."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+from uuid import UUID
+
+import psycopg
+import pytest
+from celery.exceptions import MaxRetriesExceededError, Retry
+from django.db import ProgrammingError, connection
+
+from tracker.deals.reducer import deal_to_json
+from tracker.deals.replay import state as replay_state
+from tracker.eventstore.models import Stream
+from tracker.projections.models import DealState
+from tracker.projections.tasks import MAX_RETRIES
+from tracker.projections.tasks import project_deal as project_deal_task
+
+from .builders import deal_with_events, make_organisations
+from .conftest import WorkerProcess
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TABLE = DealState._meta.db_table
+# The line config/celery.py logs after each run of a task.
+RETRIED = re.compile(r"tracker\.projections\.tasks\.project_deal RETRY")
+
+
+@contextlib.contextmanager
+def read_models_missing() -> Iterator[None]:
+    """Rename the read-model table for a while: every projection meanwhile fails with a real
+    ProgrammingError, a DatabaseError, as against a database being restored."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{TABLE}" RENAME TO "{TABLE}_away"')
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{TABLE}_away" RENAME TO "{TABLE}"')
+
+
+@contextlib.contextmanager
+def row_held(deal_id: UUID) -> Iterator[None]:
+    """Lock the deal's read-model row from another connection, as a worker projecting it does."""
+    db = connection.settings_dict
+    holder = psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    )
+    try:
+        locked = holder.execute(
+            f'SELECT deal_id FROM "{TABLE}" WHERE deal_id = %s FOR UPDATE', [deal_id]
+        ).fetchall()
+        assert len(locked) == 1
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def put_behind(deal_id: UUID) -> None:
+    DealState.objects.filter(deal_id=deal_id).update(version=0, state=None)
+
+
+def assert_projected(deal_id: UUID) -> None:
+    row = DealState.objects.get(deal_id=deal_id)
+    assert row.version == Stream.objects.get(id=deal_id).version
+    assert row.state == deal_to_json(replay_state(deal_id).state)
+
+
+def wait_for(pattern: re.Pattern[str], worker: WorkerProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pattern.search(worker.log()):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no {pattern.pattern!r} in {timeout}s:\n{worker.log()}")
+
+
+def wait_until_projected(deal_id: UUID, timeout: float = 60) -> None:
+    version = Stream.objects.get(id=deal_id).version
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if DealState.objects.filter(deal_id=deal_id, version=version).exists():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"deal {deal_id} not projected at version {version} in {timeout}s")
+
+
+class TestInProcess:
+    """Eager runs (tests, and the embedded mode's sweep): a retry is raised to the caller as
+    Celery's `Retry`, carrying the error and the countdown a worker would wait."""
+
+    def test_projects_a_deal_behind_and_a_second_run_finds_it_current(self):
+        deal_id, _ = deal_with_events(make_organisations(), notes=2)
+        put_behind(deal_id)
+
+        first = project_deal_task.apply(args=[str(deal_id)])
+        second = project_deal_task.apply(args=[str(deal_id)])
+
+        assert (first.get(), second.get()) == ("projected", "current")
+        assert_projected(deal_id)
+
+    @pytest.mark.parametrize("retries", range(MAX_RETRIES))
+    def test_a_database_error_is_retried_after_an_exponential_jittered_wait(self, retries):
+        deal_id, _ = deal_with_events(make_organisations(), notes=1)
+        put_behind(deal_id)
+
+        with read_models_missing(), pytest.raises(Retry) as retry:
+            project_deal_task.apply(args=[str(deal_id)], retries=retries)
+
+        assert isinstance(retry.value.exc, ProgrammingError)
+        assert 0 <= retry.value.when <= 2**retries
+        assert project_deal_task.apply(args=[str(deal_id)]).get() == "projected"
+        assert_projected(deal_id)
+
+    def test_the_waits_after_database_errors_are_spread_by_jitter(self):
+        deal_id, _ = deal_with_events(make_organisations(), notes=1)
+        waits = []
+
+        with read_models_missing():
+            for _ in range(30):
+                with pytest.raises(Retry) as retry:
+                    project_deal_task.apply(args=[str(deal_id)], retries=3)
+                waits.append(retry.value.when)
+
+        assert all(0 <= wait <= 8 for wait in waits), waits
+        assert len(set(waits)) > 1, waits
+
+    def test_a_database_error_is_raised_when_the_retries_run_out(self):
+        deal_id, _ = deal_with_events(make_organisations(), notes=1)
+        put_behind(deal_id)
+
+        with read_models_missing(), pytest.raises(ProgrammingError, match="does not exist"):
+            project_deal_task.apply(args=[str(deal_id)], retries=MAX_RETRIES)
+
+    @pytest.mark.postgres
+    def test_a_deal_another_worker_holds_is_retried_not_failed(self):
+        deal_id, _ = deal_with_events(make_organisations(), notes=1)
+        put_behind(deal_id)
+
+        with row_held(deal_id):
+            with pytest.raises(Retry) as first:
+                project_deal_task.apply(args=[str(deal_id)])
+            with pytest.raises(Retry) as third:
+                project_deal_task.apply(args=[str(deal_id)], retries=2)
+            with pytest.raises(MaxRetriesExceededError):
+                project_deal_task.apply(args=[str(deal_id)], retries=MAX_RETRIES)
+
+        assert (first.value.exc, first.value.when) == (None, pytest.approx(0.2))
+        assert (third.value.exc, third.value.when) == (None, pytest.approx(0.6))
+        assert DealState.objects.get(deal_id=deal_id).version == 0
+        assert project_deal_task.apply(args=[str(deal_id)]).get() == "projected"
+        assert_projected(deal_id)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.timeout(240)
+class TestOnAWorker:
+    """A real `celery worker` without beat, so that nothing but the task's retry projects."""
+
+    def test_a_deal_another_worker_holds_is_projected_once_it_is_free(self, workers):
+        deal_id, _ = deal_with_events(make_organisations(), notes=1)  # dispatched, queued
+        DealState.objects.bulk_create([DealState(deal_id=deal_id)], ignore_conflicts=True)
+
+        with row_held(deal_id):
+            worker = workers("busy", beat=False)
+            wait_for(RETRIED, worker)
+
+        wait_until_projected(deal_id)
+        assert_projected(deal_id)
+
+    def test_a_database_error_is_retried_with_backoff_until_the_database_is_back(self, workers):
+        deal_id, _ = deal_with_events(make_organisations(), notes=1)  # dispatched, queued
+
+        with read_models_missing():
+            worker = workers("away", beat=False)
+            # With no table to lock there is no busy row: the retry is the database error's.
+            wait_for(RETRIED, worker)
+
+        wait_until_projected(deal_id)
+        assert_projected(deal_id)
