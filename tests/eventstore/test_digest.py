@@ -21,11 +21,11 @@ from tracker.eventstore.digest import (
     take_digest,
     verify_ledger,
 )
+from tracker.eventstore.feed import decode_cursor
 from tracker.eventstore.models import LedgerDigest, Stream
 from tracker.eventstore.store import (
     NewEvent,
     append,
-    decode_cursor,
     read_stream,
     stream_version,
     verify_stream,

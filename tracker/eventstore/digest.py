@@ -22,19 +22,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 
 from .canonical import GENESIS_HASH, canonical_json, format_timestamp
 from .models import LedgerDigest
-from .store import (
-    EVENT_TABLE,
-    STREAM_TABLE,
-    RecordedEvent,
-    encode_cursor,
-    iter_stream_ids,
-    read_stream,
-    verify_stream,
-)
+from .store import RecordedEvent, iter_stream_ids, read_stream, recorder, verify_stream
 
 DIGEST_FORMAT = "deal-tracker-ledger-digest"
 LEDGER_FORMAT = "deal-tracker-ledger-export"
@@ -125,13 +117,13 @@ def take_digest(*, using: str = DEFAULT_DB_ALIAS) -> LedgerDigest:
     events counted. Digest takers queue on a table lock (readers and appends do not), so
     sequences have no gaps and each digest links to the one before it.
     """
-    connection = connections[using]
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Taken before the snapshot below, so the latest digest read after it is the last one.
-            cursor.execute(f"LOCK TABLE {LedgerDigest._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+    store = recorder(using)
+    with transaction.atomic(using=using):
+        # Taken before the snapshot below, so the latest digest read after it is the last one.
+        store.queue_on(LedgerDigest._meta.db_table)
         previous = LedgerDigest.objects.using(using).order_by("-sequence").first()
-        taken_at, cursor_txid, cursor_position, current = _snapshot(connection, cursor)
+        snapshot = store.ledger_snapshot()
+        current = [(str(head.stream_id), head.version, head.hash) for head in snapshot.heads]
         sequence = previous.sequence + 1 if previous else 1
         full = previous is None or sequence % FULL_EVERY == 1
         if full:
@@ -141,8 +133,8 @@ def take_digest(*, using: str = DEFAULT_DB_ALIAS) -> LedgerDigest:
             stored = sorted(head for head in current if known.get(head[0]) != head[1:])
         body = {
             "sequence": sequence,
-            "taken_at": format_timestamp(taken_at),
-            "feed_cursor": encode_cursor(cursor_txid, cursor_position),
+            "taken_at": format_timestamp(snapshot.taken_at),
+            "feed_cursor": snapshot.feed_cursor,
             "streams": len(current),
             "events": sum(version for _, version, _ in current),
             "heads_root": heads_root(current),
@@ -150,7 +142,7 @@ def take_digest(*, using: str = DEFAULT_DB_ALIAS) -> LedgerDigest:
         prev_digest = previous.digest if previous else GENESIS_HASH
         return LedgerDigest.objects.using(using).create(
             sequence=sequence,
-            taken_at=taken_at,
+            taken_at=snapshot.taken_at,
             feed_cursor=body["feed_cursor"],
             streams=body["streams"],
             events=body["events"],
@@ -164,40 +156,6 @@ def take_digest(*, using: str = DEFAULT_DB_ALIAS) -> LedgerDigest:
 
 def latest_digest(*, using: str = DEFAULT_DB_ALIAS) -> LedgerDigest | None:
     return LedgerDigest.objects.using(using).order_by("-sequence").first()
-
-
-def _snapshot(connection: Any, cursor: Any) -> tuple[datetime, int, int, list[Head]]:
-    """(time, feed cursor's txid and position, heads), all from one statement's snapshot.
-
-    The feed cursor is the last event below the snapshot's xmin in feed order: every event up
-    to it in the feed belongs to a transaction that ended before the snapshot, so the heads
-    cover it (they may cover events after it too).
-    """
-    if connection.vendor == "postgresql":
-        cursor.execute(
-            f"WITH last AS (SELECT txid, position FROM {EVENT_TABLE} "
-            "WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY txid DESC, position DESC LIMIT 1) "
-            "SELECT statement_timestamp(), (SELECT txid::text FROM last), "
-            "(SELECT position FROM last), s.id, s.version, s.head_hash "
-            f"FROM (SELECT 1) AS one LEFT JOIN {STREAM_TABLE} AS s ON s.version > 0"
-        )
-    else:
-        # SQLite has one writer at a time: position order is the feed's order.
-        cursor.execute(
-            f"SELECT NULL, '0', (SELECT max(position) FROM {EVENT_TABLE}), s.id, s.version, "
-            f"s.head_hash FROM (SELECT 1) AS one LEFT JOIN {STREAM_TABLE} AS s ON s.version > 0"
-        )
-    rows = cursor.fetchall()
-    taken_at = rows[0][0] or datetime.now(UTC)
-    txid = int(rows[0][1] or 0)
-    position = int(rows[0][2] or 0)
-    heads = [
-        (str(_uuid(stream_id)), version, head)
-        for _, _, _, stream_id, version, head in rows
-        if stream_id is not None
-    ]
-    return taken_at.astimezone(UTC), txid, position, heads
 
 
 def _heads_at(sequence: int, *, using: str) -> dict[str, tuple[int, str]]:
@@ -293,33 +251,21 @@ def _check_claims(
     claims: dict[str, dict[int, tuple[str, int]]], using: str, problems: list[Problem]
 ) -> None:
     """Each recorded (stream, version, head) must be that stream's stored event and hash."""
-    connection = connections[using]
-    native = connection.features.has_native_uuid_field
-    with connection.cursor() as cursor:
-        for stream_id, by_version in sorted(claims.items()):
-            stream = UUID(stream_id)
-            versions = sorted(by_version)
-            stored: dict[int, str] = {}
-            for start in range(0, len(versions), _BATCH):
-                batch = versions[start : start + _BATCH]
-                marks = ", ".join(["%s"] * len(batch))
-                cursor.execute(
-                    f"SELECT version, hash FROM {EVENT_TABLE} "
-                    f"WHERE stream_id = %s AND version IN ({marks})",
-                    [stream if native else stream.hex, *batch],
-                )
-                stored.update(cursor.fetchall())
-            for version in versions:
-                head, sequence = by_version[version]
-                if version not in stored:
-                    reason = "the event the digest recorded is missing"
-                elif stored[version] != head:
-                    reason = "the event's hash is not the one the digest recorded"
-                else:
-                    continue
-                problems.append(
-                    Problem(reason=reason, stream_id=stream, version=version, sequence=sequence)
-                )
+    store = recorder(using)
+    for stream_id, by_version in sorted(claims.items()):
+        stream = UUID(stream_id)
+        stored = store.event_hashes(stream, sorted(by_version))
+        for version in sorted(by_version):
+            head, sequence = by_version[version]
+            if version not in stored:
+                reason = "the event the digest recorded is missing"
+            elif stored[version] != head:
+                reason = "the event's hash is not the one the digest recorded"
+            else:
+                continue
+            problems.append(
+                Problem(reason=reason, stream_id=stream, version=version, sequence=sequence)
+            )
 
 
 # --- whole-ledger export -------------------------------------------------------------------
@@ -336,12 +282,8 @@ def export_ledger_lines(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
     """
     last = latest_digest(using=using)
     last_sequence = last.sequence if last else 0
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, version, head_hash FROM {STREAM_TABLE} WHERE version > 0 ORDER BY id"
-        )
-        streams = sorted((str(_uuid(row[0])), row[1], row[2]) for row in cursor.fetchall())
+    heads = recorder(using).stream_heads()
+    streams = sorted((str(head.stream_id), head.version, head.hash) for head in heads)
     exported_at = format_timestamp(datetime.now(UTC))
     yield _line(
         {
@@ -391,7 +333,3 @@ def _export_record(event: RecordedEvent) -> dict[str, Any]:
 
 def _line(value: dict[str, Any]) -> bytes:
     return (canonical_json(value) + "\n").encode("utf-8")
-
-
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)

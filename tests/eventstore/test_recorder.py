@@ -1,13 +1,16 @@
-"""The event store's contract, run on each backend."""
+"""The recorder contract: what the event store does on every backend.
+
+`RecorderContract` is run per backend by `TestSqliteRecorder` (test_sqlite.py) and
+`TestPostgresRecorder` (test_postgres.py), which add what only their backend does.
+"""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 
 from tracker.eventstore.canonical import GENESIS_HASH
 from tracker.eventstore.errors import (
@@ -16,11 +19,10 @@ from tracker.eventstore.errors import (
     UnstorableValue,
     VersionConflict,
 )
+from tracker.eventstore.feed import decode_cursor
 from tracker.eventstore.store import (
-    FEED_SQL,
     NewEvent,
     append,
-    decode_cursor,
     read_all,
     read_stream,
     stream_version,
@@ -35,7 +37,7 @@ def event(kind: str = "NoteAdded", **data: object) -> NewEvent:
     return NewEvent(type=kind, data=data or {"text": "x"}, occurred=OCCURRED, source=SOURCE)
 
 
-class StoreContract:
+class RecorderContract:
     alias: str
 
     def append(self, *args, **kwargs):
@@ -197,51 +199,3 @@ class StoreContract:
         ]:
             with pytest.raises(UnstorableValue, match=reason):
                 self.append(uuid4(), [NewEvent(type="T", data=bad)], 0)
-
-
-@pytest.mark.django_db(databases=["sqlite"])
-class TestStoreOnSqlite(StoreContract):
-    alias = "sqlite"
-
-    def test_backend_is_sqlite(self):
-        assert connections[self.alias].vendor == "sqlite"
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db
-class TestStoreOnPostgres(StoreContract):
-    alias = "default"
-
-    def test_recorded_at_comes_from_the_database_clock_even_on_a_raw_insert(self):
-        stream = uuid4()
-        self.append(stream, [event()], 0)
-        with connections[self.alias].cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO eventstore_event (stream_id, version, event_id, type, "
-                "schema_version, data, actor, recorded_at, prev_hash, hash) "
-                "VALUES (%s, 2, %s, 'T', 1, '{}', '', '2001-01-01T00:00:00Z', '', '') "
-                "RETURNING recorded_at, now()",
-                [stream, uuid4()],
-            )
-            recorded_at, now = cursor.fetchone()
-        assert recorded_at == now
-
-    @pytest.mark.django_db(transaction=True)
-    def test_read_all_pages_through_every_event_once(self):
-        # The feed shows only finished transactions, so this one must commit its appends.
-        super().test_read_all_pages_through_every_event_once()
-
-    def test_read_all_hides_events_of_transactions_still_running(self):
-        self.append(uuid4(), [event()], 0)
-        assert read_all(using=self.alias).events == ()
-
-    def test_the_feed_query_reads_the_feed_index_in_order_without_sorting(self):
-        # A page must cost the same at any depth of the feed: an index scan, never a sort of
-        # every event (as when ORDER BY names a computed output column by mistake).
-        with connections[self.alias].cursor() as cursor:
-            cursor.execute("SET LOCAL enable_sort = off")
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("EXPLAIN (FORMAT JSON) " + FEED_SQL, ["0", 0, 1000])
-            plan = json.dumps(cursor.fetchone()[0])
-        assert "event_feed_idx" in plan
-        assert '"Sort"' not in plan
