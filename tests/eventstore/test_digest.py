@@ -4,7 +4,6 @@ catches a stream rewritten with its hashes recomputed, which the per-stream chai
 from __future__ import annotations
 
 import io
-import json
 import threading
 from uuid import UUID, uuid4
 
@@ -16,7 +15,6 @@ from tracker.eventstore.canonical import GENESIS_HASH, canonical_json, chain_has
 from tracker.eventstore.digest import (
     digest_document,
     digest_hash,
-    export_ledger_lines,
     heads_root,
     take_digest,
     verify_ledger,
@@ -253,32 +251,6 @@ class TestVerifyLedger:
         assert [(p.stream_id, p.version, p.sequence, p.reason) for p in problems] == [
             (gone, 2, 1, "the event the digest recorded is missing")
         ]
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db
-class TestExportLedger:
-    def test_each_stream_section_is_the_per_deal_export(self):
-        from tracker.api.export import export_lines
-
-        first, second = new_stream(3), new_stream(1)
-        take_digest()
-        lines = [json.loads(line) for line in export_ledger_lines()]
-        header, digest, *rest = lines
-        assert header["format"] == "deal-tracker-ledger-export"
-        assert (header["streams"], header["events"], header["digests"]) == (2, 4, 1)
-        assert digest == {**digest_document(LedgerDigest.objects.get()), "heads": digest["heads"]}
-        for stream in sorted([first, second], key=str):
-            version = stream_version(stream)
-            section, rest = rest[: version + 1], rest[version + 1 :]
-            expected = [
-                json.loads(line)
-                for line in export_lines(stream, version, read_stream(stream)[-1].hash)
-            ]
-            section[0].pop("exported_at")
-            expected[0].pop("exported_at")
-            assert section == expected
-        assert rest == []
 
 
 @pytest.mark.django_db(databases=["sqlite"])

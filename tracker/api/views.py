@@ -20,9 +20,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tracker.eventstore.digest import digest_document, latest_digest, take_digest
-from tracker.eventstore.store import read_all, verify_stream
+from tracker.eventstore.errors import StreamNotFound
+from tracker.eventstore.export import export_lines
+from tracker.eventstore.store import read_all, stream_head, verify_stream
 
-from .export import export_lines, stream_head
 from .permissions import CanAudit, CanRead
 from .problems import MalformedRequest
 from .renderers import JSONLinesRenderer
@@ -106,13 +107,11 @@ class ExportView(APIView):
         },
     )
     def get(self, request: Request, deal_id: UUID) -> StreamingHttpResponse:
-        head = stream_head(deal_id)
-        if head is None:
-            raise NotFound(f"No deal {deal_id}.")
-        version, head_hash = head
-        response = StreamingHttpResponse(
-            export_lines(deal_id, version, head_hash), content_type="application/x-ndjson"
-        )
+        try:
+            lines = export_lines(deal_id)
+        except StreamNotFound:
+            raise NotFound(f"No deal {deal_id}.") from None
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="deal-{deal_id}.jsonl"'
         return response
 

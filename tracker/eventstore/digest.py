@@ -16,9 +16,8 @@ times the number of digests; the full set is the previous set updated with the r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,16 +25,13 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 
 from .canonical import GENESIS_HASH, canonical_json, format_timestamp
 from .models import LedgerDigest
-from .store import RecordedEvent, iter_stream_ids, read_stream, recorder, verify_stream
+from .store import iter_stream_ids, recorder, verify_stream
 
 DIGEST_FORMAT = "deal-tracker-ledger-digest"
-LEDGER_FORMAT = "deal-tracker-ledger-export"
-EXPORT_FORMAT = "deal-tracker-export"
 FORMAT_VERSION = 1
 # Fields of a digest that its hash covers (with prev_digest in front), as documented.
 DIGEST_FIELDS = ("events", "feed_cursor", "heads_root", "sequence", "streams", "taken_at")
 FULL_EVERY = 100
-_BATCH = 500
 
 Head = tuple[str, int, str]
 """(stream id as a lowercase hyphenated UUID, version, hash of that version)."""
@@ -266,70 +262,3 @@ def _check_claims(
             problems.append(
                 Problem(reason=reason, stream_id=stream, version=version, sequence=sequence)
             )
-
-
-# --- whole-ledger export -------------------------------------------------------------------
-
-
-def export_ledger_lines(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
-    """The whole ledger as JSON Lines: a header, every digest, then every stream's export.
-
-    Digests come first so a verifier knows which (stream, version) heads to check while it
-    reads the events once. Consistent without one long transaction: the digests are read up to
-    the last one committed before the streams' versions are read, so every head a digest
-    records is inside the export; events and digests are never changed, so reading each
-    stream in batches up to its version gives it as it stood.
-    """
-    last = latest_digest(using=using)
-    last_sequence = last.sequence if last else 0
-    heads = recorder(using).stream_heads()
-    streams = sorted((str(head.stream_id), head.version, head.hash) for head in heads)
-    exported_at = format_timestamp(datetime.now(UTC))
-    yield _line(
-        {
-            "format": LEDGER_FORMAT,
-            "format_version": FORMAT_VERSION,
-            "streams": len(streams),
-            "events": sum(version for _, version, _ in streams),
-            "digests": last_sequence,
-            "exported_at": exported_at,
-        }
-    )
-    digests = LedgerDigest.objects.using(using).filter(sequence__lte=last_sequence)
-    for row in digests.order_by("sequence").iterator():
-        yield _line({**digest_document(row), "heads": row.heads})
-    for stream_id, version, head in streams:
-        yield _line(
-            {
-                "format": EXPORT_FORMAT,
-                "format_version": FORMAT_VERSION,
-                "deal": stream_id,
-                "events": version,
-                "head": head,
-                "exported_at": exported_at,
-            }
-        )
-        after = 0
-        while after < version:
-            batch = read_stream(
-                UUID(stream_id), after, limit=min(_BATCH, version - after), using=using
-            )
-            if not batch:
-                break
-            for event in batch:
-                yield _line(_export_record(event))
-            after = batch[-1].version
-
-
-def _export_record(event: RecordedEvent) -> dict[str, Any]:
-    # The per-deal export's event line (docs/export-format.md), so each section verifies alone.
-    return {
-        **event.hashed_fields(),
-        "position": event.position,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
-
-
-def _line(value: dict[str, Any]) -> bytes:
-    return (canonical_json(value) + "\n").encode("utf-8")

@@ -52,3 +52,13 @@ class InvalidCursor(EventStoreError):
     def __init__(self, cursor: str) -> None:
         self.cursor = cursor
         super().__init__(f"not a feed cursor: {cursor[:80]!r}")
+
+
+class StreamNotFound(EventStoreError):
+    """No stream has this id."""
+
+    code = "stream_not_found"
+
+    def __init__(self, *, stream_id: UUID) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"no stream {stream_id}")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from tracker.eventstore.digest import export_ledger_lines
+from tracker.eventstore.export import export_ledger_lines
 
 
 class Command(BaseCommand):
