@@ -70,7 +70,6 @@ def _prepare() -> tuple[str, list[str]]:
     """The demo data, EXTRA_DEALS more deals, all projected; an editor's token; bench deals."""
     from django.core.management import call_command
 
-    from tracker.api.management.commands.create_api_user import Command as CreateUser
     from tracker.deals.management.commands.seed_demo import org_id, seed
     from tracker.deals.services import open_deal
     from tracker.projections.models import DealState
@@ -106,7 +105,7 @@ def _prepare() -> tuple[str, list[str]]:
     for deal_id in deals_behind(limit=100_000):
         project_deal(deal_id)
     out = _Capture()
-    call_command(CreateUser(stdout=out, stderr=_Capture()), "bench-editor", role="editor")
+    call_command("create_api_user", "bench-editor", role="editor", stdout=out, stderr=_Capture())
     return out.text.strip(), writers
 
 

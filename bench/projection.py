@@ -2,9 +2,9 @@
 
 Run against PostgreSQL and Redis: `scripts/with-services.sh .venv/bin/python -m bench.projection`
 (`make bench` does). The baseline, measured in the same run, is the same fold done in-process:
-every event read with one SQL query, grouped by deal and replayed with the same reducer, with
-nothing written. Workers add what a real deployment pays: the broker, a task per deal, locking
-the read-model row and writing it.
+every event read through the store's feed (`read_all`, FEED_PAGE at a time), grouped by deal and
+replayed with the same reducer, with nothing written. Workers add what a real deployment pays:
+the broker, a task per deal, locking the read-model row and writing it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ DEALS = int(os.environ.get("BENCH_DEALS", "200"))
 EVENTS_PER_DEAL = int(os.environ.get("BENCH_EVENTS_PER_DEAL", "10"))
 LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "100"))
 ROUNDS = 3
+FEED_PAGE = 10_000
 
 
 def start_workers(count: int) -> list[subprocess.Popen]:
@@ -106,20 +107,18 @@ def make_deals() -> int:
 
 
 def fold_in_process() -> float:
-    """The baseline: one query for every event, the same replay per deal, nothing written."""
-    from django.db import connection
-
+    """The baseline: every event read from the feed, the same replay per deal, nothing written."""
     from tracker.deals.replay import replay_events
-    from tracker.eventstore.store import _COLUMNS, EVENT_TABLE, _event_from_row
+    from tracker.eventstore.store import read_all
 
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_COLUMNS} FROM {EVENT_TABLE} ORDER BY stream_id, version")
-        rows = cursor.fetchall()
     streams = defaultdict(list)
-    for row in rows:
-        event = _event_from_row(row)
-        streams[event.stream_id].append(event)
+    page = read_all(limit=FEED_PAGE)
+    while page.events:
+        # The feed keeps each stream's events in version order.
+        for event in page.events:
+            streams[event.stream_id].append(event)
+        page = read_all(after=page.next, limit=FEED_PAGE)
     for events in streams.values():
         replay_events(events)
     return time.perf_counter() - started
