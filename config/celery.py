@@ -16,20 +16,7 @@ app = Celery("tracker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# The sweep heals dispatches lost to a broker outage or a killed worker; it is cheap (one
-# indexed query) so it runs every few seconds.
-app.conf.beat_schedule = {
-    "sweep-projections": {
-        "task": "tracker.projections.tasks.sweep_projections",
-        "schedule": float(os.environ.get("PROJECTION_SWEEP_SECONDS", "5")),
-    },
-    # A digest commits to every stream's head, so a later rewrite of history, even with the
-    # hashes recomputed, no longer matches it.
-    "take-ledger-digest": {
-        "task": "tracker.projections.tasks.take_ledger_digest",
-        "schedule": float(os.environ.get("LEDGER_DIGEST_SECONDS", "900")),
-    },
-}
+# The beat schedule is CELERY_BEAT_SCHEDULE in config/settings.py, read from the environment.
 
 task_log = logging.getLogger("tracker.tasks")
 _started: dict[str, float] = {}

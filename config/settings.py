@@ -167,6 +167,21 @@ CELERY_TASK_PUBLISH_RETRY = False
 # How far past today an event's `occurred` may lie (clock skew, time zones), in days.
 DEAL_FUTURE_TOLERANCE_DAYS = env.int("DEAL_FUTURE_TOLERANCE_DAYS", default=1)
 PROJECTION_SWEEP_SECONDS = env.float("PROJECTION_SWEEP_SECONDS", default=5.0)
+LEDGER_DIGEST_SECONDS = env.float("LEDGER_DIGEST_SECONDS", default=900.0)
+CELERY_BEAT_SCHEDULE = {
+    # The sweep heals dispatches lost to a broker outage or a killed worker; it is cheap (one
+    # indexed query), so it runs every few seconds.
+    "sweep-projections": {
+        "task": "tracker.projections.tasks.sweep_projections",
+        "schedule": PROJECTION_SWEEP_SECONDS,
+    },
+    # A digest commits to every stream's head, so a later rewrite of history, even with the
+    # hashes recomputed, no longer matches it.
+    "take-ledger-digest": {
+        "task": "tracker.projections.tasks.take_ledger_digest",
+        "schedule": LEDGER_DIGEST_SECONDS,
+    },
+}
 
 # Security headers: on by default, relaxed only for the embedded demo over plain HTTP.
 SECURE_CONTENT_TYPE_NOSNIFF = True
