@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tracker.deals.errors import DealNotFound
-from tracker.deals.reducer import deal_to_json
+from tracker.deals.reducer import deal_json
 from tracker.deals.replay import ReplayedState, fact_statuses, replay_events, state, timeline
 from tracker.deals.services import open_deal, record_event
 from tracker.eventstore.store import read_stream
@@ -40,7 +40,7 @@ def deal2() -> list[Any]:
 def without_ledger(replayed: ReplayedState) -> dict[str, Any] | None:
     if replayed.state is None:
         return None
-    return deal_to_json(replayed.state) | {"version": None, "updated_at": None}
+    return deal_json(replayed.state) | {"version": None, "updated_at": None}
 
 
 def shares(replayed: ReplayedState) -> list[tuple[Any, Decimal]] | None:
@@ -144,7 +144,7 @@ class TestKnownAt:
         with_it = replay_events(events[:-1])
         assert replayed.state is not None
         if known_at >= retracted_at:
-            assert deal_to_json(replayed.state) | {"version": 0, "updated_at": ""} == deal_to_json(
+            assert deal_json(replayed.state) | {"version": 0, "updated_at": ""} == deal_json(
                 without.state
             ) | {"version": 0, "updated_at": ""}
             assert facts[target]["event_id"] in replayed.state.retracted

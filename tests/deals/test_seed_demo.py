@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from tracker.deals.management.commands.seed_demo import deal_id, org_id
 from tracker.deals.models import Organisation
-from tracker.deals.reducer import deal_to_json
+from tracker.deals.reducer import deal_json
 from tracker.deals.replay import state
 from tracker.eventstore.store import read_stream, verify_stream
 
@@ -61,11 +61,11 @@ def test_deal_2_replays_give_domain_md_answers(seeded: str) -> None:
         {"organisation": leonardo, "percent": "50"},
     ]
     assert (june.state.stage, june.uncertain) == ("agreed", True)
-    assert deal_to_json(june.state)["joint_venture"]["shares"] == fifty_fifty
+    assert deal_json(june.state)["joint_venture"]["shares"] == fifty_fifty
     assert (next_year.state.stage, next_year.uncertain) == ("agreed", False)
-    assert deal_to_json(next_year.state)["joint_venture"]["shares"] == fifty_fifty
-    assert deal_to_json(next_year.state)["joint_venture"]["headquarters_country"] == "IT"
-    assert deal_to_json(next_year.state)["joint_venture"]["venture"] == str(org_id("lba"))
+    assert deal_json(next_year.state)["joint_venture"]["shares"] == fifty_fifty
+    assert deal_json(next_year.state)["joint_venture"]["headquarters_country"] == "IT"
+    assert deal_json(next_year.state)["joint_venture"]["venture"] == str(org_id("lba"))
 
 
 def test_deal_2_occurred_precisions(seeded: str) -> None:
@@ -78,7 +78,7 @@ def test_deal_2_occurred_precisions(seeded: str) -> None:
 
 
 def test_deal_3_shows_20_aircraft_for_gbp_5_4_billion(seeded: str) -> None:
-    body = deal_to_json(state(deal_id(3)).state)
+    body = deal_json(state(deal_id(3)).state)
     (contract,) = body["contracts"]
     assert contract["quantity"] == 20
     assert contract["value"] == {"amount": "5400000000", "currency": "GBP"}
@@ -87,7 +87,7 @@ def test_deal_3_shows_20_aircraft_for_gbp_5_4_billion(seeded: str) -> None:
 
 
 def test_deal_5_shows_eur_3_2_billion_with_2_4_billion_for_armed_uavs(seeded: str) -> None:
-    (budget,) = deal_to_json(state(deal_id(5)).state)["budgets"]
+    (budget,) = deal_json(state(deal_id(5)).state)["budgets"]
     assert budget["amount"] == {"amount": "3200000000", "currency": "EUR"}
     assert budget["earmarks"] == [
         {"purpose": "Armed UAVs", "amount": {"amount": "2400000000", "currency": "EUR"}}
@@ -114,6 +114,6 @@ def test_malloy_is_owned_by_bae(seeded: str) -> None:
 def test_the_demo_deals_json_is_as_pinned_byte_for_byte(seeded: str) -> None:
     pinned = json.loads(DEMO_STATES.read_text())
     for number, expected in pinned.items():
-        body = deal_to_json(state(deal_id(int(number))).state)
+        body = deal_json(state(deal_id(int(number))).state)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", body.pop("updated_at"))
         assert json.dumps(body, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tracker.deals import services
 from tracker.deals.errors import DealNotFound, InvalidEvent
-from tracker.deals.reducer import deal_to_json
+from tracker.deals.reducer import deal_json
 from tracker.deals.replay import replay_events, state
 from tracker.deals.services import (
     ProposedEvent,
@@ -680,7 +680,7 @@ class TestUpcastFromTheStore:
             register_upcaster,
             unregister_event_type,
         )
-        from tracker.deals.reducer import deal_to_json
+        from tracker.deals.reducer import deal_json
 
         from .test_events import SpeechNoted, speech_v1_to_v2
 
@@ -711,7 +711,7 @@ class TestUpcastFromTheStore:
         assert stored.schema_version == 2
         assert read_stream(deal)[-1].data == {"line": "Dave Holmes: an alliance"}
         assert from_v1.quotes == from_v2.quotes
-        assert deal_to_json(from_v1) | {"id": "", "updated_at": ""} == deal_to_json(from_v2) | {
+        assert deal_json(from_v1) | {"id": "", "updated_at": ""} == deal_json(from_v2) | {
             "id": "",
             "updated_at": "",
         }
@@ -730,7 +730,7 @@ class TestRecordingOrderThroughTheServices:
             deal_id = new_deal()
             for item in order:
                 record(deal_id, item["type"], item["data"], occurred=item["occurred"])
-            states.append(deal_to_json(state(deal_id).state) | {"id": None, "updated_at": None})
+            states.append(deal_json(state(deal_id).state) | {"id": None, "updated_at": None})
         assert states[0] == states[1]
         assert states[0]["stage"] == "active"
         assert states[0]["version"] == 1 + len(facts)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.projections.builders import deal_with_events, make_organisations, note
 from tracker.deals import services
-from tracker.deals.reducer import deal_to_json
+from tracker.deals.reducer import deal_json
 from tracker.deals.replay import state as replay_state
 from tracker.projections import projector
 from tracker.projections.models import DealState, OrganisationDeal
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def replayed_json(deal_id):
-    return deal_to_json(replay_state(deal_id).state)
+    return deal_json(replay_state(deal_id).state)
 
 
 class TestProjectDeal:

@@ -32,7 +32,7 @@ from tracker.deals import history, replay, services
 from tracker.deals.errors import DealNotFound, InvalidEvent, UnknownEventType
 from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for
 from tracker.deals.models import Organisation
-from tracker.deals.reducer import Deal, changed_fields, deal_to_json
+from tracker.deals.reducer import BOOKKEEPING, STATE_FIELDS, Deal, changed_fields, deal_json
 from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.store import RecordedEvent, read_stream, stream_version, verify_stream
 from tracker.projections.models import DealState
@@ -41,19 +41,15 @@ from .access import can_audit, can_record, can_view_deals
 from .forms import Choice, Context, EventForm, OccurredHolder, SchemaForm, event_form
 
 TEMPLATES = "admin/deals/"
-STATE_SHOWN = (
-    "kind",
+STATE_SHOWN = tuple(n for n in STATE_FIELDS if n not in {*BOOKKEEPING, "id", "title", "opened_on"})
+"""The deal page's table: the state but for the heading's fields and the bookkeeping."""
+REPLAY_SHOWN = (
     "stage",
-    "summary",
-    "parties",
-    "mou",
-    "joint_venture",
-    "contracts",
-    "budgets",
-    "support",
-    "quotes",
-    "notes",
+    "uncertain",
+    *(n for n in STATE_SHOWN if n not in ("stage", "summary")),
+    "version",
 )
+"""The audit page's replayed state."""
 
 
 # --- shared helpers ----------------------------------------------------------------------------
@@ -72,7 +68,7 @@ def organisation_names() -> dict[str, str]:
 
 def names_at(state: Deal, at: datetime) -> dict[str, str]:
     """The organisations of a deal's state named as recorded at `at` (tracker.deals.history)."""
-    found = history.organisations_in(deal_to_json(state), at=at)
+    found = history.organisations_in(deal_json(state), at=at)
     return {str(org_id): org.label for org_id, org in found.items()}
 
 
@@ -195,12 +191,8 @@ def state_changes(
     after_names: Mapping[str, str] | None = None,
 ) -> list[StateChange]:
     """The fields that differ, organisations named by `names` (by `after_names` after)."""
-    old = humanise(deal_to_json(before), names) if before else {}
-    new = (
-        humanise(deal_to_json(after), names if after_names is None else after_names)
-        if after
-        else {}
-    )
+    old = humanise(deal_json(before), names) if before else {}
+    new = humanise(deal_json(after), names if after_names is None else after_names) if after else {}
     return [
         StateChange(name.replace("_", " "), show(old.get(name)), show(new.get(name)))
         for name in changed_fields(before, after)
@@ -508,7 +500,7 @@ def deal_page_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -
         raise Http404("No such deal.")
     names = organisation_names()
     current = replay.replay_events(events, deal_id=deal_id).state
-    state = humanise(deal_to_json(current), names) if current else {}
+    state = humanise(deal_json(current), names) if current else {}
     context = {
         **_admin_context(request, admin_site, current.title if current else str(deal_id)),
         "deal_id": deal_id,
@@ -644,7 +636,7 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
     axis, bars = timeline_bars(events, names, as_of)
     # Organisations are reference data edited in place: as known at K, they had K's names.
     names_then = names_at(asked.state, known_at) if known_at and asked.state else names
-    replayed = humanise(deal_to_json(asked.state), names_then) if asked.state else None
+    replayed = humanise(deal_json(asked.state), names_then) if asked.state else None
     verification = verify_stream(deal_id)
     context = {
         **_admin_context(
@@ -660,12 +652,7 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
         "asking": bool(as_of or known_at),
         "param_errors": errors,
         "replayed_rows": (
-            [
-                _row(name, replayed.get(name))
-                for name in ("stage", "uncertain", *STATE_SHOWN[:1], *STATE_SHOWN[3:], "version")
-            ]
-            if replayed
-            else []
+            [_row(name, replayed.get(name)) for name in REPLAY_SHOWN] if replayed else []
         ),
         "differences": state_changes(today.state, asked.state, names, names_then),
         "names_known_at": known_at if names_then is not names else None,

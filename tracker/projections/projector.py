@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 
-from tracker.deals.reducer import deal_to_json
+from tracker.deals.reducer import deal_json
 from tracker.deals.replay import replay_events
 from tracker.eventstore.models import Stream
 from tracker.eventstore.store import read_stream, stream_version
@@ -87,7 +87,7 @@ def _write(row: DealState, deal: object | None, version: int) -> None:
         row.uncertain = False
         row.updated_at = None
     else:
-        state = deal_to_json(deal)
+        state = deal_json(deal)
         row.state = state
         row.title = state["title"]
         row.kind = state["kind"]
