@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from tracker.deals import replay
 from tracker.deals.errors import DealNotFound, FieldError, InvalidEvent
-from tracker.deals.reducer import Deal, deal_to_json
+from tracker.deals.reducer import Deal, deal_json
 from tracker.deals.roles import Role, has_role
 from tracker.deals.services import ProposedEvent, open_deal, record_event, record_events
 from tracker.eventstore.store import read_stream, stream_version
@@ -41,7 +41,6 @@ from .serializers import (
     AppendManySerializer,
     AppendOneSerializer,
     DealQuerySerializer,
-    DealSerializer,
     EventSerializer,
     OpenDealSerializer,
     ReplayedStateSerializer,
@@ -83,8 +82,8 @@ def parse_body(serializer_class: type, request: Request) -> dict[str, Any]:
     return dict(body.validated_data)
 
 
-def deal_json(deal: Deal | None) -> dict[str, Any] | None:
-    return None if deal is None else deal_to_json(deal)
+def state_json(deal: Deal | None) -> dict[str, Any] | None:
+    return None if deal is None else deal_json(deal)
 
 
 def _proposed(raw: Mapping[str, Any]) -> ProposedEvent:
@@ -105,7 +104,7 @@ class DealListView(BodyRequired, generics.ListAPIView):
     filter_backends = [ProblemFilterBackend]
     filterset_class = DealFilter
     pagination_class = DealPagination
-    serializer_class = DealSerializer
+    serializer_class = OpenDealSerializer
 
     @extend_schema(
         operation_id="deals_list",
@@ -116,7 +115,7 @@ class DealListView(BodyRequired, generics.ListAPIView):
             "`kind=unknown`, `updated_after=yesterday`) is 400 `malformed_request`; a "
             "well-formed one that matches nothing gives an empty page."
         ),
-        responses={200: DealSerializer(many=True), **problem_responses(400, *AUTHENTICATED)},
+        responses={200: Deal, **problem_responses(400, *AUTHENTICATED)},
     )
     def get(self, request: Request) -> Response:
         heal_if_embedded()
@@ -135,7 +134,7 @@ class DealListView(BodyRequired, generics.ListAPIView):
         ),
         request=OpenDealSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: DealSerializer, **problem_responses(*WRITE_ERRORS)},
+        responses={201: Deal, **problem_responses(*WRITE_ERRORS)},
     )
     def post(self, request: Request) -> Response:
         body = parse_body(OpenDealSerializer, request)
@@ -147,7 +146,7 @@ class DealListView(BodyRequired, generics.ListAPIView):
         # The state right after the opening: the same body when a retry is answered.
         state = replay.replay_events(appended.events, deal_id=appended.stream_id).state
         location = request.build_absolute_uri(f"{request.path}{appended.stream_id}/")
-        return Response(deal_json(state), status=201, headers={"Location": location})
+        return Response(state_json(state), status=201, headers={"Location": location})
 
 
 def _as_top_level(invalid: InvalidEvent) -> InvalidEvent:
@@ -169,7 +168,7 @@ class DealDetailView(APIView):
             "client reads its own writes."
         ),
         parameters=[DealQuerySerializer],
-        responses={200: DealSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
+        responses={200: Deal, **problem_responses(400, 404, *AUTHENTICATED)},
     )
     def get(self, request: Request, deal_id: UUID) -> Response:
         min_version = parse_query(DealQuerySerializer, request).get("min_version", 0)
@@ -184,7 +183,7 @@ class DealDetailView(APIView):
         replayed = replay.state(deal_id)
         if replayed.state is None:
             raise DealNotFound(deal_id)
-        return Response(deal_to_json(replayed.state))
+        return Response(deal_json(replayed.state))
 
 
 class DealEventsView(BodyRequired, APIView):
@@ -291,7 +290,7 @@ class DealStateView(APIView):
                 "known_at": format_api_time(known_at) if known_at else None,
                 "version": replayed.version,
                 "uncertain": replayed.uncertain,
-                "state": deal_json(replayed.state),
+                "state": state_json(replayed.state),
             }
         )
 
@@ -325,7 +324,7 @@ class DealTimelineView(APIView):
                 "entries": [
                     {
                         "event": EventSerializer(entry.event).data,
-                        "state": deal_json(entry.state_after),
+                        "state": state_json(entry.state_after),
                         "changed": entry.changed,
                     }
                     for entry in entries

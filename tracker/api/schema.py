@@ -1,5 +1,5 @@
-"""OpenAPI helpers: the problem-details responses every endpoint documents, and event `data`
-described by the catalogue's JSON Schemas."""
+"""OpenAPI helpers: the problem-details responses every endpoint documents, event `data`
+described by the catalogue's JSON Schemas, and a deal's state described by the reducer's types."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiResponse
 
 from tracker.deals.events import json_schemas
+from tracker.deals.reducer import deal_json_schema
 
 from .problems import KINDS, PROBLEM_CONTENT_TYPE
 from .serializers import ProblemSerializer
@@ -114,15 +115,16 @@ def data_component(type_name: str) -> str:
     return f"{type_name}Data"
 
 
-def openapi30(schema: Any) -> Any:
+def openapi30(schema: Any, prefix: str = CATALOGUE_PREFIX) -> Any:
+    """A pydantic JSON Schema as OpenAPI 3.0; each `$defs` entry is the component `prefix`+name."""
     if isinstance(schema, list):
-        return [openapi30(item) for item in schema]
+        return [openapi30(item, prefix) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    result = {key: openapi30(value) for key, value in schema.items()}
+    result = {key: openapi30(value, prefix) for key, value in schema.items()}
     ref = result.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        result["$ref"] = "#/components/schemas/" + CATALOGUE_PREFIX + ref[len("#/$defs/") :]
+        result["$ref"] = "#/components/schemas/" + prefix + ref[len("#/$defs/") :]
     if "const" in result:
         result["enum"] = [result.pop("const")]
     for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
@@ -197,3 +199,24 @@ class ProposedEventSchema(_ByTypeExtension):
 class AppendOneSchema(_ByTypeExtension):
     target_class = "tracker.api.serializers.AppendOneSerializer"
     suffix = "Append"
+
+
+# --- a deal's state: the reducer's types, through pydantic -----------------------------------
+
+DEAL_PREFIX = "Deal"
+
+
+class DealSchema(OpenApiSerializerExtension):
+    """`Deal` (the reducer's state type) wherever a view or field names it, its parts as
+    `Deal{Part}` components: the one description of what `reducer.deal_json` writes."""
+
+    target_class = "tracker.deals.reducer.Deal"
+
+    def get_name(self, auto_schema: Any, direction: Any) -> str:
+        return DEAL_PREFIX
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = deal_json_schema(ref_template="#/$defs/{model}")
+        for part, value in schema.pop("$defs", {}).items():
+            _register(auto_schema, DEAL_PREFIX + part, openapi30(value, DEAL_PREFIX))
+        return openapi30(schema, DEAL_PREFIX)

@@ -9,10 +9,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tracker.deals.events import DEAL_KINDS, STAGES
+from tracker.deals.events import DEAL_KINDS
 from tracker.deals.models import Organisation
+from tracker.deals.reducer import Deal
 
 
 def format_api_time(moment: datetime) -> str:
@@ -234,102 +236,20 @@ class HealthSerializer(serializers.Serializer):
     )
 
 
-# --- deals: the state (read model or replay), as deals.reducer.deal_to_json writes it ---------
-# These serializers describe the shape for the OpenAPI schema; the views render the stored JSON
-# as it is, so no field is re-formatted on the way out.
+# --- deals: the state (read model or replay) -------------------------------------------------
 
 
-class MoneySerializer(serializers.Serializer):
-    amount = serializers.RegexField(r"^[+-]?[0-9]+(\.[0-9]+)?$", help_text="Decimal string.")
-    currency = serializers.RegexField(r"^[A-Z]{3}$", help_text="ISO 4217 code.")
+@extend_schema_field(Deal)
+class DealStateField(serializers.JSONField):
+    """A deal's state as `deals.reducer.deal_json` writes it; documented by the reducer's types."""
+
+
+# --- deals: requests -------------------------------------------------------------------------
 
 
 class PartySerializer(ClosedSerializer):
     organisation = serializers.UUIDField()
     role = TextField()
-
-
-class MouSerializer(serializers.Serializer):
-    parties = serializers.ListField(child=serializers.UUIDField())
-    scope = serializers.CharField(allow_blank=True)
-
-
-class HoldingSerializer(serializers.Serializer):
-    organisation = serializers.UUIDField()
-    percent = serializers.CharField(help_text="Decimal string; the shares sum to 100.")
-
-
-class JointVentureSerializer(serializers.Serializer):
-    venture = serializers.UUIDField()
-    shares = HoldingSerializer(many=True)
-    headquarters_country = serializers.CharField()
-    scope = serializers.CharField(allow_blank=True)
-
-
-class ContractSerializer(serializers.Serializer):
-    buyer = serializers.UUIDField()
-    supplier = serializers.UUIDField()
-    item = serializers.CharField()
-    quantity = serializers.IntegerField(allow_null=True)
-    value = MoneySerializer()
-
-
-class EarmarkSerializer(serializers.Serializer):
-    purpose = serializers.CharField()
-    amount = MoneySerializer()
-
-
-class BudgetSerializer(serializers.Serializer):
-    authority = serializers.UUIDField()
-    purpose = serializers.CharField()
-    amount = MoneySerializer()
-    earmarks = EarmarkSerializer(many=True)
-
-
-class SupportSerializer(serializers.Serializer):
-    provider = serializers.UUIDField()
-    recipient = serializers.UUIDField()
-    programme = serializers.CharField()
-    scope = serializers.CharField(allow_blank=True)
-
-
-class QuoteSerializer(serializers.Serializer):
-    speaker = serializers.CharField()
-    speaker_role = serializers.CharField(allow_blank=True)
-    organisation = serializers.UUIDField(allow_null=True)
-    text = serializers.CharField()
-
-
-class NoteSerializer(serializers.Serializer):
-    text = serializers.CharField()
-
-
-class DealSerializer(serializers.Serializer):
-    """A deal's state (API.md): the projection's JSON, or a replay rendered the same way."""
-
-    id = serializers.UUIDField()
-    title = serializers.CharField()
-    kind = serializers.ChoiceField(choices=list(DEAL_KINDS))
-    stage = serializers.ChoiceField(choices=list(STAGES))
-    summary = serializers.CharField(allow_blank=True)
-    parties = PartySerializer(many=True)
-    mou = MouSerializer(allow_null=True)
-    joint_venture = JointVentureSerializer(allow_null=True)
-    contracts = ContractSerializer(many=True)
-    budgets = BudgetSerializer(many=True)
-    support = SupportSerializer(many=True)
-    quotes = QuoteSerializer(many=True)
-    notes = NoteSerializer(many=True)
-    uncertain = serializers.BooleanField()
-    version = serializers.IntegerField(min_value=1, help_text="Last event applied.")
-    opened_on = OccurredSerializer(help_text="The `occurred` of `DealOpened`.")
-    updated_at = serializers.DateTimeField(help_text="Ledger time of the last event applied.")
-
-    def to_representation(self, instance: Any) -> dict[str, Any]:
-        return instance
-
-
-# --- deals: requests -------------------------------------------------------------------------
 
 
 class SourceInputSerializer(ClosedSerializer):
@@ -442,12 +362,12 @@ class ReplayedStateSerializer(serializers.Serializer):
     known_at = serializers.DateTimeField(allow_null=True)
     version = serializers.IntegerField(help_text="Last event applied; 0 with no state.")
     uncertain = serializers.BooleanField()
-    state = DealSerializer(allow_null=True, help_text="null where the deal had not opened.")
+    state = DealStateField(allow_null=True, help_text="null where the deal had not opened.")
 
 
 class TimelineEntrySerializer(serializers.Serializer):
     event = EventSerializer()
-    state = DealSerializer(allow_null=True, help_text="The current state just after the event.")
+    state = DealStateField(allow_null=True, help_text="The current state just after the event.")
     changed = serializers.ListField(
         child=serializers.CharField(), help_text="State fields the event changed."
     )
