@@ -266,6 +266,20 @@ class TestDealStream:
         assert [e["field"] for e in response.json()["errors"]] == ["events[1].data.text"]
         assert stream_version(deal["id"]) == 1
 
+    def test_one_event_and_a_batch_hand_on_the_type_as_validated(self, editor, parties):
+        deal = open_deal(editor, parties)
+        url = f"{DEALS}{deal['id']}/events/"
+        one = {**note_event("one"), "type": " NoteAdded "}
+        batch = {
+            "expected_version": 2,
+            "events": [{**note_event("two", None), "type": one["type"]}],
+        }
+        assert editor.post(url, one, format="json").status_code == 201
+        response = editor.post(url, batch, format="json")
+        assert response.status_code == 201, response.content
+        assert [e["type"] for e in response.json()["events"]] == ["NoteAdded"]
+        assert stream_version(deal["id"]) == 3
+
     def test_a_domain_rule_is_422_naming_the_field(self, editor, parties):
         deal = open_deal(editor, parties)
         jv = {

@@ -86,11 +86,6 @@ def state_json(deal: Deal | None) -> dict[str, Any] | None:
     return None if deal is None else deal_json(deal)
 
 
-def _proposed(raw: Mapping[str, Any]) -> ProposedEvent:
-    # The catalogue parses the JSON as sent: the serializer only checked its shape.
-    return ProposedEvent(raw["type"], raw["data"], raw["occurred"], raw["source"])
-
-
 def _require_deal(deal_id: UUID) -> int:
     version = stream_version(deal_id)
     if version == 0:
@@ -235,7 +230,7 @@ class DealEventsView(BodyRequired, APIView):
             body = parse_body(AppendManySerializer, request)
             appended = record_events(
                 deal_id=deal_id,
-                events=[_proposed(raw) for raw in request.data["events"]],
+                events=[ProposedEvent(**event) for event in body["events"]],
                 expected_version=body["expected_version"],
                 actor=request.user.username,
                 idempotency_key=idempotency_key(request),
@@ -244,11 +239,7 @@ class DealEventsView(BodyRequired, APIView):
             body = parse_body(AppendOneSerializer, request)
             appended = record_event(
                 deal_id=deal_id,
-                event_type=body["type"],
-                data=request.data["data"],
-                occurred=request.data["occurred"],
-                source=request.data["source"],
-                expected_version=body["expected_version"],
+                **body,
                 actor=request.user.username,
                 idempotency_key=idempotency_key(request),
             )

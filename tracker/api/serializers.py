@@ -118,7 +118,18 @@ class ProblemSerializer(serializers.Serializer):
     )
 
 
-class OccurredSerializer(ClosedSerializer):
+class AsSentSerializer(ClosedSerializer):
+    # Checks a JSON object field by field, then hands on the object itself: the service parses
+    # it once into the catalogue's type (`Occurred`, `Source`, a party), so the dates and UUIDs
+    # DRF would make of its fields would only be turned back into text. (No docstring: the
+    # schema shows ClosedSerializer's to clients.)
+
+    def to_internal_value(self, data: Any) -> Any:
+        super().to_internal_value(data)
+        return dict(data)
+
+
+class OccurredSerializer(AsSentSerializer):
     date = serializers.DateField()
     precision = serializers.ChoiceField(choices=["day", "month", "year"])
 
@@ -247,12 +258,12 @@ class DealStateField(serializers.JSONField):
 # --- deals: requests -------------------------------------------------------------------------
 
 
-class PartySerializer(ClosedSerializer):
+class PartySerializer(AsSentSerializer):
     organisation = serializers.UUIDField()
     role = TextField()
 
 
-class SourceInputSerializer(ClosedSerializer):
+class SourceInputSerializer(AsSentSerializer):
     title = TextField(max_length=2000)
     publisher = TextField(
         max_length=300, required=False, help_text='"unknown" when not known; never empty.'
@@ -271,33 +282,25 @@ class OpenDealSerializer(ClosedSerializer):
     occurred = OccurredSerializer()
     source = SourceInputSerializer()
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # The service validates the event with the catalogue, from the JSON as sent.
-        body = self.initial_data
-        return {
-            "title": attrs["title"],
-            "kind": attrs["kind"],
-            "summary": attrs["summary"],
-            "parties": body["parties"],
-            "occurred": body["occurred"],
-            "source": body["source"],
-        }
-
 
 EXPECTED_VERSION_HELP = "The version the client last saw (0 for a new stream)."
 MAX_VERSION = 2**31 - 1
+EVENT_TYPE_HELP = "An event type of /event-types/."
 
 
 class ProposedEventSerializer(ClosedSerializer):
     """One event to append. `data`, `occurred` and `source` are checked by the service."""
 
-    type = TextField(max_length=100, help_text="An event type of /event-types/.")
+    # validated_data holds `services.ProposedEvent`'s fields; the objects are handed on as sent.
+    type = TextField(max_length=100, help_text=EVENT_TYPE_HELP)
     data = serializers.DictField(help_text="The event's data; its shape depends on `type`.")
     occurred = OccurredSerializer(help_text="When it happened, to the precision known.")
     source = SourceInputSerializer(help_text="Where it was reported.")
 
 
 class AppendOneSerializer(ProposedEventSerializer):
+    # validated_data holds `services.record_event`'s arguments: `type` is its `event_type`.
+    type = TextField(max_length=100, source="event_type", help_text=EVENT_TYPE_HELP)
     expected_version = WholeNumberField(
         min_value=0, max_value=MAX_VERSION, help_text=EXPECTED_VERSION_HELP
     )
