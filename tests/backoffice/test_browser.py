@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -213,7 +215,17 @@ def test_auditor_replays_deal_2_as_of_may_2025_and_verifies_it(
     assert "joint venture" in page.text_content("#differences")
     assert page.text_content("#verify-result").strip() == "✔ valid"
     assert page.text_content("#head-hash") == Stream.objects.get(id=deal).head_hash
-    assert page.get_attribute("#export-link", "href") == f"/api/v1/deals/{deal}/export/"
+    assert page.get_attribute("#export-link", "href") == (
+        f"/admin/projections/dealstate/{deal}/export/"
+    )
+    with page.expect_download() as download:
+        page.click("#export-link")
+    lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert (header["deal"], header["head"]) == (str(deal), Stream.objects.get(id=deal).head_hash)
+    assert [json.loads(line)["version"] for line in lines[1:]] == list(
+        range(1, header["events"] + 1)
+    )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "timeline.png"), full_page=True)
 

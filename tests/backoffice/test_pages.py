@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -11,6 +13,7 @@ from django.urls import reverse
 
 from tracker.deals import services
 from tracker.deals.events import EVENT_TYPES, META_TYPES
+from tracker.eventstore.export import export_lines
 from tracker.eventstore.models import Event
 from tracker.eventstore.store import read_stream, stream_version
 
@@ -338,6 +341,34 @@ class TestAccess:
         client = client_for(editor)
         assert client.get(reverse("admin:deal_record", args=[deal, "NoteAdded"])).status_code == 200
         assert client.get(reverse("admin:deal_audit", args=[deal])).status_code == 403
+
+
+class TestExport:
+    def test_an_auditor_downloads_the_event_store_s_export_of_the_deal(
+        self, auditor: object, open_deal: Callable[..., UUID]
+    ) -> None:
+        deal = open_deal(mou=True)
+        response = client_for(auditor).get(reverse("admin:deal_export", args=[deal]))
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/x-ndjson"
+        assert response["Content-Disposition"] == f'attachment; filename="deal-{deal}.jsonl"'
+
+        def lines(chunks: Iterable[bytes]) -> list[dict[str, Any]]:
+            found = [json.loads(line) for line in b"".join(chunks).splitlines()]
+            found[0].pop("exported_at")
+            return found
+
+        downloaded = lines(response.streaming_content)
+        assert downloaded == lines(export_lines(deal))
+        assert [line["version"] for line in downloaded[1:]] == [1, 2]
+
+    def test_an_editor_may_not_export_and_an_unknown_deal_is_404(
+        self, editor: object, auditor: object, open_deal: Callable[..., UUID]
+    ) -> None:
+        deal = open_deal()
+        assert client_for(editor).get(reverse("admin:deal_export", args=[deal])).status_code == 403
+        unknown = reverse("admin:deal_export", args=["00000000-0000-4000-8000-000000000000"])
+        assert client_for(auditor).get(unknown).status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)

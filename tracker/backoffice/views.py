@@ -5,8 +5,9 @@ views only turn forms into the services' JSON and errors back into messages besi
 
 The views hang off the admin site through the read model's ModelAdmin
 (`tracker.backoffice.admin.deals.DealStateAdmin.get_urls`), which names them `admin:deal_page`,
-`admin:deal_list`, `admin:deal_open`, `admin:deal_record`, `admin:deal_correct` and
-`admin:deal_audit`; each is wrapped in `admin_site.admin_view` (active staff only).
+`admin:deal_list`, `admin:deal_open`, `admin:deal_record`, `admin:deal_correct`,
+`admin:deal_audit` and `admin:deal_export`; each is wrapped in `admin_site.admin_view` (active
+staff only).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from uuid import UUID, uuid4
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -33,7 +40,8 @@ from tracker.deals.errors import DealNotFound, InvalidEvent, UnknownEventType
 from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for
 from tracker.deals.models import Organisation
 from tracker.deals.reducer import BOOKKEEPING, STATE_FIELDS, Deal, changed_fields, deal_json
-from tracker.eventstore.errors import VersionConflict
+from tracker.eventstore.errors import StreamNotFound, VersionConflict
+from tracker.eventstore.export import export_lines
 from tracker.eventstore.store import RecordedEvent, read_stream, stream_version, verify_stream
 from tracker.projections.models import DealState
 
@@ -658,16 +666,25 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
         "names_known_at": known_at if names_then is not names else None,
         "today": today,
         "verification": verification,
-        "export_url": _export_url(deal_id),
+        "export_url": reverse("admin:deal_export", args=[deal_id]),
     }
     return TemplateResponse(request, TEMPLATES + "audit.html", context)
 
 
-def _export_url(deal_id: UUID) -> str | None:
+def export_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> HttpResponse:
+    """The deal's offline-verifiable export (docs/export-format.md), for auditors.
+
+    The event store's one export writer makes the lines, the same the API's export sends.
+    """
+    if not can_audit(request.user):
+        raise PermissionDenied
     try:
-        return reverse("api:deal-export", args=[deal_id])
-    except NoReverseMatch:
-        return None
+        lines = export_lines(deal_id)
+    except StreamNotFound:
+        raise Http404("No such deal.") from None
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="deal-{deal_id}.jsonl"'
+    return response
 
 
 def _date_param(value: str | None, name: str, errors: dict[str, str]) -> date | None:

@@ -63,6 +63,7 @@ class DealStateAdmin(GuardedModelAdmin):
                 name="deal_correct",
             ),
             path("<uuid:deal_id>/audit/", wrap(views.audit_view), name="deal_audit"),
+            path("<uuid:deal_id>/export/", wrap(views.export_view), name="deal_export"),
             *super().get_urls(),
         ]
 
