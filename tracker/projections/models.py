@@ -27,7 +27,7 @@ class DealState(models.Model):
     updated_at = models.DateTimeField(null=True)
     projected_at = models.DateTimeField(auto_now=True)
     state = models.JSONField(null=True)
-    """The state as the API shows it (`deals.reducer.deal_to_json`); null before projection."""
+    """The state as the API shows it (`deals.reducer.deal_json`); null before projection."""
 
     class Meta:
         verbose_name = "deal"
