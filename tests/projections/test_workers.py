@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 
 from tests.projections.builders import deal_with_events, make_organisations, note
+from tests.projections.conftest import WorkerProcess
 from tracker.deals import services
 from tracker.deals.reducer import deal_to_json
 from tracker.deals.replay import state as replay_state
 from tracker.eventstore.models import Stream
 from tracker.projections import projector
 from tracker.projections.models import DealState
-from tracker.projections.tasks import sweep_projections
 
 pytestmark = [
     pytest.mark.postgres,
@@ -32,13 +35,74 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECTED = re.compile(r"deal (\S+) projected at version (\d+)")
 
 
-def wait_until_projected(timeout: float = 90) -> None:
+def wait_until_projected(timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if projector.projection_lag() == 0:
             return
         time.sleep(0.2)
     raise AssertionError(f"projection lag still {projector.projection_lag()} after {timeout}s")
+
+
+@contextlib.contextmanager
+def read_models_held() -> Iterator[Callable[[int], list[int]]]:
+    """Hold a SHARE lock on the read-model table from another connection.
+
+    A projector then locks its deal's row, reads and folds the stream, and waits to write it.
+    Yields a function that waits until `count` projections wait so and returns their backends.
+    """
+    db = connection.settings_dict
+    holder = psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    )
+    try:
+        holder.execute(f'LOCK TABLE "{DealState._meta.db_table}" IN SHARE MODE')
+
+        def blocked_projections(count: int, timeout: float = 120) -> list[int]:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                pids = waiting_on_read_models()
+                if len(pids) >= count:
+                    return pids
+                time.sleep(0.1)
+            raise AssertionError(
+                f"{len(waiting_on_read_models())} projections waiting, not {count}"
+            )
+
+        yield blocked_projections
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def waiting_on_read_models() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE relation = %s::regclass AND NOT granted",
+            [DealState._meta.db_table],
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def wait_until_gone(backends: list[int], timeout: float = 60) -> None:
+    """Wait until the server has ended these backends (their clients were killed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [backends])
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"backends {backends} still there after {timeout}s")
+
+
+def assert_nothing_projected_twice(*processes: WorkerProcess) -> None:
+    projected = Counter(match for w in processes for match in PROJECTED.findall(w.log()))
+    assert [key for key, count in projected.items() if count > 1] == []
 
 
 def assert_every_projection_equals_replay() -> None:
@@ -96,38 +160,61 @@ def test_appends_from_four_threads_to_fifty_deals_are_all_projected(workers):
 
 
 def test_two_workers_project_two_hundred_deals_without_lost_or_doubled_work(workers):
-    one, two = workers("one"), workers("two")
+    one, two = workers("one"), workers("two", beat=False)
     orgs = make_organisations()
     versions = dict(deal_with_events(orgs, notes=0) for _ in range(200))
     append_notes(list(versions), 1, versions)
     wait_until_projected()
     assert_every_projection_equals_replay()
-    projected = Counter(match for w in (one, two) for match in PROJECTED.findall(w.log()))
-    doubled = [key for key, count in projected.items() if count > 1]
-    assert doubled == []
+    assert_nothing_projected_twice(one, two)
     per_worker = [len(PROJECTED.findall(w.log())) for w in (one, two)]
     assert all(count > 0 for count in per_worker), per_worker
 
 
-def test_a_worker_killed_mid_batch_loses_and_doubles_nothing_after_restart(workers):
-    worker = workers("victim")
+def test_a_worker_killed_while_projecting_is_healed_by_the_next_workers_sweep(workers):
+    """SIGKILL a worker, beat and all, while both its pool processes are half-way through a
+    projection; append nothing after. The tasks it held stay unacknowledged in Redis (until the
+    visibility timeout, an hour away), so the next worker's beat sweep is what heals them."""
+    victim = workers("victim")
     orgs = make_organisations()
-    versions = dict(deal_with_events(orgs, notes=0) for _ in range(60))
-    deal_ids = list(versions)
-    killer = threading.Timer(0.5, worker.kill)
-    killer.start()
-    append_notes(deal_ids, 3, versions)
-    killer.join()
-    assert worker.process.poll() is not None
-    append_notes(deal_ids, 1, versions)
-    worker.start()
-    sweep_projections()
+    versions = dict(deal_with_events(orgs, notes=0) for _ in range(20))
+    wait_until_projected()
+    with read_models_held() as blocked_projections:
+        append_notes(list(versions), 1, versions)
+        killed_backends = blocked_projections(2)
+        victim.kill()
+    wait_until_gone(killed_backends)
+    assert projector.projection_lag() == 20
+
+    successor = workers("successor")
     wait_until_projected()
     assert_every_projection_equals_replay()
+    assert_nothing_projected_twice(victim, successor)
+
+
+def test_tasks_of_killed_pool_processes_are_redelivered_without_any_sweep(workers):
+    """SIGKILL the pool processes while each is half-way through a projection; the worker's
+    main process puts their tasks back on the queue (acks_late, reject_on_worker_lost), and its
+    new pool processes project them. No beat runs, and nothing is appended after the kill."""
+    worker = workers("w", beat=False)
+    orgs = make_organisations()
+    versions = dict(deal_with_events(orgs, notes=0) for _ in range(20))
+    wait_until_projected()
+    with read_models_held() as blocked_projections:
+        append_notes(list(versions), 1, versions)
+        blocked_projections(2)
+        worker.kill_children()
+    wait_until_projected()
+    assert_every_projection_equals_replay()
+    assert worker.process.poll() is None
+    assert (
+        len(re.findall(r"WorkerLostError\(.Worker exited prematurely: signal 9", worker.log())) == 2
+    )
+    assert_nothing_projected_twice(worker)
 
 
 def test_appends_succeed_while_redis_is_down_and_projections_catch_up_by_themselves(workers):
-    workers("beat", beat=True)
+    workers("w")
     orgs = make_organisations()
     versions = dict(deal_with_events(orgs, notes=0) for _ in range(10))
     wait_until_projected()
@@ -144,15 +231,20 @@ def test_appends_succeed_while_redis_is_down_and_projections_catch_up_by_themsel
     assert_every_projection_equals_replay()
 
 
-def test_nothing_is_projected_for_a_transaction_that_rolls_back(workers):
-    workers("w")
-    deal_id, version = deal_with_events(make_organisations(), notes=0)
+def test_a_transaction_that_rolls_back_dispatches_nothing(workers):
+    """The deal opened in a transaction that rolls back never reaches the worker, not even as
+    a task that would find nothing to do; the deal appended to stays as it was."""
+    worker = workers("w")
+    orgs = make_organisations()
+    kept, version = deal_with_events(orgs, notes=0)
     wait_until_projected()
+    undone = []
 
     def record_then_fail():
         with transaction.atomic():
+            undone.append(deal_with_events(orgs, notes=1)[0])
             services.record_event(
-                deal_id=deal_id,
+                deal_id=kept,
                 event_type="NoteAdded",
                 data={"text": "never"},
                 occurred=note().occurred,
@@ -164,6 +256,12 @@ def test_nothing_is_projected_for_a_transaction_that_rolls_back(workers):
 
     with pytest.raises(RuntimeError, match="rolled back"):
         record_then_fail()
-    time.sleep(1)
-    assert DealState.objects.get(deal_id=deal_id).version == version
-    assert projector.projection_lag() == 0
+    # Published after anything the rollback could have sent, so received after it too.
+    marker, _ = deal_with_events(orgs, notes=0)
+    wait_until_projected()
+    worker.wait_until_idle()
+    assert f"deal {marker} projected at version 1" in worker.log()
+    assert str(undone[0]) not in worker.log()
+    assert Stream.objects.filter(id=undone[0]).exists() is False
+    assert DealState.objects.get(deal_id=kept).version == version
+    assert_every_projection_equals_replay()
