@@ -5,21 +5,34 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker.deals.errors import DealNotFound
-from tracker.deals.reducer import deal_json
-from tracker.deals.replay import ReplayedState, fact_statuses, replay_events, state, timeline
+from tracker.deals.events import CHANGEABLE_STAGES, META_TYPES
+from tracker.deals.reducer import HANDLERS, changed_fields, deal_json
+from tracker.deals.replay import (
+    _ADVANCES,
+    _APPENDS,
+    _LATEST,
+    _PARTIES,
+    ReplayedState,
+    fact_statuses,
+    replay_events,
+    state,
+    timeline,
+    timeline_events,
+)
 from tracker.deals.services import open_deal, record_event
 from tracker.eventstore.store import read_stream
 
 from .builders import (
     BAYKAR,
     DEAL,
+    LBA,
     LEONARDO,
     SOURCE,
     START,
@@ -298,6 +311,128 @@ class TestFactStatuses:
         assert [str(p) for _, p in shares(replayed)] == [
             s["percent"] for s in in_force.data["shares"]
         ]
+
+
+ORGANISATIONS = [str(BAYKAR), str(LEONARDO), str(LBA)]
+JANUARY_2025 = {"date": "2025-01-01", "precision": "day"}
+PRECISIONS = ["day", "month", "year"]
+
+
+@st.composite
+def occurred_values(draw: st.DrawFn) -> dict[str, str]:
+    # Few distinct starts, so that facts are often late, back-dated or tied on their date.
+    precision = draw(st.sampled_from(PRECISIONS))
+    year = draw(st.integers(2024, 2026))
+    month = 1 if precision == "year" else draw(st.integers(1, 12))
+    day = draw(st.integers(1, 28)) if precision == "day" else 1
+    return {"date": date(year, month, day).isoformat(), "precision": precision}
+
+
+def fact_data(kind: str, n: int) -> dict[str, Any]:
+    """Valid data of one fact type; `n` varies what it says."""
+    a, b = ORGANISATIONS[n % 3], ORGANISATIONS[(n + 1) % 3]
+    money = {"amount": str(1000 + n), "currency": "EUR"}
+    return {
+        "DealOpened": {
+            "title": f"Deal {n}",
+            "kind": "joint_venture",
+            "summary": "",
+            "parties": [{"organisation": a, "role": "partner"}],
+        },
+        "PartyAdded": {"organisation": a, "role": "partner"},
+        "PartyRemoved": {"organisation": a},
+        "MouSigned": {"parties": [a, b], "scope": f"scope {n}"},
+        "JointVentureFormed": {
+            "venture": str(LBA),
+            "shares": [
+                {"organisation": a, "percent": str(n % 99 + 1)},
+                {"organisation": b, "percent": str(99 - n % 99)},
+            ],
+            "headquarters_country": "IT",
+            "scope": "",
+        },
+        "ContractAwarded": {"buyer": a, "supplier": b, "item": f"item {n}", "value": money},
+        "BudgetAllocated": {"authority": a, "purpose": f"purpose {n}", "amount": money},
+        "SupportAgreed": {"provider": a, "recipient": b, "programme": f"programme {n}"},
+        "StageChanged": {"stage": CHANGEABLE_STAGES[n % len(CHANGEABLE_STAGES)], "reason": "r"},
+        "QuoteRecorded": {"speaker": "S", "text": f"quote {n}"},
+        "NoteAdded": {"text": f"note {n}"},
+    }[kind]
+
+
+FACT_TYPES = [kind for kind in HANDLERS if kind not in META_TYPES and kind != "DealOpened"]
+
+
+@st.composite
+def streams_with_late_facts(draw: st.DrawFn) -> list[Any]:
+    """A stream opened first, then facts of every type at random dates, retractions of any
+    earlier event (facts, corrections, retractions, the opening) and corrections of earlier
+    facts' data, `occurred` or both."""
+    opening = fact("DealOpened", fact_data("DealOpened", 0), draw(occurred_values()))
+    items = [opening | {"event_id": UUID(int=1)}]
+    # A few types per stream, so that facts of one type often meet in the fold.
+    kinds = draw(st.lists(st.sampled_from(FACT_TYPES), min_size=1, max_size=4, unique=True))
+    for _ in range(draw(st.integers(1, 30))):
+        action = draw(st.sampled_from(["fact"] * 4 + ["retract", "correct"]))
+        if action == "retract":
+            target = draw(st.sampled_from(items))
+            body = {"event_id": str(target["event_id"]), "reason": "wrong"}
+            item = fact("FactRetracted", body, YEAR_2025)
+        elif action == "correct":
+            target = draw(st.sampled_from([i for i in items if i["type"] not in META_TYPES]))
+            body = {"event_id": str(target["event_id"])}
+            if draw(st.booleans()):
+                body["data"] = fact_data(target["type"], draw(st.integers(0, 99)))
+            if "data" not in body or draw(st.booleans()):
+                body["occurred"] = draw(occurred_values())
+            item = fact("FactCorrected", body, YEAR_2025)
+        else:
+            kind = draw(st.sampled_from(kinds))
+            item = fact(kind, fact_data(kind, draw(st.integers(0, 99))), draw(occurred_values()))
+        items.append(item | {"event_id": UUID(int=len(items) + 1)})
+    return recorded(items)
+
+
+class TestTimelineEvents:
+    @settings(max_examples=300, deadline=None)
+    @given(streams_with_late_facts())
+    def test_each_entry_is_the_replay_of_the_stream_up_to_its_event(
+        self, events: list[Any]
+    ) -> None:
+        entries = timeline_events(events)
+        assert [entry.event for entry in entries] == events
+        before = None
+        for index, entry in enumerate(entries):
+            expected = replay_events(events[: index + 1]).state
+            assert entry.state_after == expected, index
+            assert entry.changed == changed_fields(before, expected), index
+            before = expected
+
+    def test_every_fact_type_has_its_place_in_the_incremental_fold(self) -> None:
+        placed = {"DealOpened", *_APPENDS, *_ADVANCES, *_LATEST, *_PARTIES}
+        assert placed == {kind for kind in HANDLERS if kind not in META_TYPES}
+
+    def test_a_fact_moved_later_by_a_correction_stays_after_one_dated_between(self) -> None:
+        # The former timeline appended the June MoU after the moved one and showed it in force.
+        early = fact("MouSigned", fact_data("MouSigned", 1), JANUARY_2025) | {"event_id": uuid4()}
+        moved = correcting(early, occurred={"date": "2025-12-01", "precision": "day"})
+        june = fact(
+            "MouSigned", fact_data("MouSigned", 2), {"date": "2025-06-01", "precision": "day"}
+        )
+        events = recorded([opened(), early, moved, june])
+        last = timeline_events(events)[-1].state_after
+        assert last is not None
+        assert last.mou is not None
+        assert last.mou.scope == "scope 1"
+        assert last == replay_events(events).state
+
+    def test_a_back_dated_fact_is_folded_before_the_later_ones(self) -> None:
+        late = fact("StageChanged", {"stage": "negotiating", "reason": "r"}, YEAR_2025)
+        events = recorded([opened(), joint_venture(), late])
+        entries = timeline_events(events)
+        # The stage set in January is advanced by June's venture, so it stays "agreed".
+        assert [e.state_after.stage for e in entries] == ["announced", "agreed", "agreed"]
+        assert entries[-1].state_after == replay_events(events).state
 
 
 def _source() -> dict[str, Any]:
