@@ -7,6 +7,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -92,3 +93,43 @@ def test_demo_setup_prints_usable_tokens_and_a_rerun_replaces_them():
     assert AuthToken.objects.filter(user__username="reader").count() == 1
     stored = every_stored_value()
     assert not any(token in stored for token in [*first.values(), *second.values()])
+
+
+def test_a_deleted_token_is_refused_on_the_next_request():
+    user = make_user("revoked", "reader")
+    client = with_token(issue_token(user))
+    assert client.get("/api/v1/events/").status_code == 200
+    AuthToken.objects.filter(user=user).delete()
+    response = client.get("/api/v1/events/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_a_token_revoked_by_a_new_one_is_refused_on_the_next_request():
+    user = make_user("rotated", "reader")
+    old = with_token(issue_token(user))
+    assert old.get("/api/v1/events/").status_code == 200
+    new = with_token(issue_token(user, revoke_others=True))
+    assert old.get("/api/v1/events/").status_code == 401
+    assert new.get("/api/v1/events/").status_code == 200
+
+
+def test_a_deactivated_user_is_refused_on_the_next_request():
+    user = make_user("leaver", "reader")
+    client = with_token(issue_token(user))
+    assert client.get("/api/v1/events/").status_code == 200
+    user.is_active = False
+    user.save()
+    assert client.get("/api/v1/events/").status_code == 401
+
+
+def test_a_role_taken_away_or_given_counts_from_the_next_request():
+    user = make_user("demoted", "editor")
+    client = with_token(issue_token(user))
+    assert client.get("/api/v1/events/").status_code == 200
+    user.groups.clear()
+    response = client.get("/api/v1/events/")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    user.groups.add(Group.objects.get(name="reader"))
+    assert client.get("/api/v1/events/").status_code == 200
