@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import random
 import tempfile
 import threading
@@ -355,6 +356,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=30, help="seconds per request")
     args = parser.parse_args()
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="dealtracker-load-") as directory:
         stack = start_stack(Path(directory))
         try:
@@ -380,6 +382,8 @@ def main() -> None:
         **checks,
         "postgresql": durability,
         "machine": machine(),
+        # The 1-minute load average before and after: others' work on the same cores.
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "started_at": started_at,
     }
     path = emit("load", [*outcome["figures"], summary])
