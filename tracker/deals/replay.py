@@ -37,7 +37,7 @@ from tracker.eventstore.store import RecordedEvent, read_stream
 
 from .errors import DealNotFound
 from .events import META_TYPES, period_end, schema_for, upcast
-from .reducer import Deal, EventLike, apply, changed_fields, fold
+from .reducer import BOOKKEEPING, STATE_FIELDS, Deal, EventLike, apply, changed_fields, fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +155,30 @@ def timeline_events(events: Iterable[EventLike]) -> list[TimelineEntry]:
     before: Deal | None = None
     for event in events:
         after = fold_.add(event)
-        entries.append(TimelineEntry(event, after, changed_fields(before, after)))  # type: ignore[arg-type]
+        entries.append(TimelineEntry(event, after, _changed(before, after)))  # type: ignore[arg-type]
         before = after
     return entries
+
+
+_COMPARED = [name for name in STATE_FIELDS if name not in BOOKKEEPING]
+
+
+def _changed(before: Deal | None, after: Deal | None) -> list[str]:
+    """`changed_fields(before, after)`, without comparing item by item what cannot be equal.
+
+    A list the timeline did not touch is the same tuple (equal to itself), and tuples of
+    different lengths differ; comparing them item by item cost more than the rest of a step.
+    """
+    if before is None or after is None:
+        return changed_fields(before, after)
+    changed = []
+    for name in _COMPARED:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is new:
+            continue
+        if (type(old) is tuple and type(new) is tuple and len(old) != len(new)) or old != new:
+            changed.append(name)
+    return changed
 
 
 # Fact types whose step appends one item, built from the event alone, to one list of the state.
