@@ -274,7 +274,7 @@ REST_FRAMEWORK = {
     # applies (413 through the problem handler); older versions read the raw stream unchecked.
     "DEFAULT_PARSER_CLASSES": ["tracker.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "tracker.api.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
