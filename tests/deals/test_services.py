@@ -521,6 +521,11 @@ class TestRequests:
             record(missing, "DealOpened", opening, expected_version=0)
         assert read_stream(missing) == []
 
+    def test_expected_version_0_on_an_open_deal_is_a_conflict_not_a_rule(self, deal: UUID) -> None:
+        with pytest.raises(VersionConflict) as error:
+            record(deal, "NoteAdded", {"text": "stale"}, expected_version=0)
+        assert error.value.current_version == 1
+
     def test_a_stale_expected_version_is_a_conflict(self, deal: UUID) -> None:
         record(deal, "NoteAdded", {"text": "x"})
         with pytest.raises(VersionConflict, match="expected 1, current 2") as error:

@@ -191,8 +191,8 @@ def _record(
     batch: bool,
     opens: bool,
 ) -> Appended:
-    """Load, decide, store: parse every event, check it against the stream as the client saw it
-    (at `expected_version`), and append; the store refuses a stream that has moved on."""
+    """Load, decide, store: parse every event, check it against the stream at
+    `expected_version`, and append; the store refuses a stream that has moved on meanwhile."""
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
         raise InvalidEvent.single("expected_version", "must be an integer")
     if expected_version < 0:
@@ -207,15 +207,13 @@ def _record(
         if not existing and not (opens and parsed[0].type == "DealOpened"):
             raise DealNotFound(deal_id)
         current = existing[-1].version if existing else 0
-        if current < expected_version:
-            # A version the stream has not reached: no state to check against, and the store
-            # would refuse it unless another writer got there meanwhile, unchecked.
+        if current != expected_version:
+            # Fails fast, before any rule judges the events against a state the client did not
+            # see; the store checks again under the stream's lock, where the race is decided.
             raise VersionConflict(
                 stream_id=deal_id, expected_version=expected_version, current_version=current
             )
-        # Checked as the client saw the deal: if it has moved on, the store says so (409)
-        # rather than the rules judging events against a state the client never saw.
-        checked = _check(deal_id, existing[:expected_version], parsed, actor=actor)
+        checked = _check(deal_id, existing, parsed, actor=actor)
     except (DealNotFound, VersionConflict, InvalidEvent):
         # A request with the same key may have committed since the check above, moving the
         # stream on: this one is its repeat, and gets its answer rather than an error.
