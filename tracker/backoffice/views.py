@@ -35,18 +35,29 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from pydantic import BaseModel
 
-from tracker.deals import history, replay, services
+from tracker.deals import replay, services
 from tracker.deals.errors import DealNotFound, InvalidEvent, UnknownEventType
-from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, period_end, schema_for
-from tracker.deals.models import Organisation
-from tracker.deals.reducer import BOOKKEEPING, STATE_FIELDS, Deal, changed_fields, deal_json
+from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, schema_for
+from tracker.deals.reducer import BOOKKEEPING, STATE_FIELDS, deal_json
 from tracker.eventstore.errors import StreamNotFound, VersionConflict
 from tracker.eventstore.export import export_lines
 from tracker.eventstore.store import RecordedEvent, read_stream, stream_version, verify_stream
 from tracker.projections.models import DealState
 
 from .access import can_audit, can_record, can_view_deals
+from .display import (
+    EventRow,
+    event_rows,
+    humanise,
+    names_at,
+    newer_events,
+    organisation_choices,
+    organisation_names,
+    state_changes,
+    state_row,
+)
 from .forms import Choice, Context, EventForm, OccurredHolder, SchemaForm, event_form
+from .timeline import timeline_bars
 
 TEMPLATES = "admin/deals/"
 STATE_SHOWN = tuple(n for n in STATE_FIELDS if n not in {*BOOKKEEPING, "id", "title", "opened_on"})
@@ -60,151 +71,15 @@ REPLAY_SHOWN = (
 """The audit page's replayed state."""
 
 
-# --- shared helpers ----------------------------------------------------------------------------
-
-
-def organisation_choices() -> list[Choice]:
-    return [
-        Choice(str(org.id), f"{org} · {org.country}")
-        for org in Organisation.objects.order_by("name").only("id", "name", "short_name", "country")
-    ]
-
-
-def organisation_names() -> dict[str, str]:
-    return {choice.value: choice.label.rsplit(" · ", 1)[0] for choice in organisation_choices()}
-
-
-def names_at(state: Deal, at: datetime) -> dict[str, str]:
-    """The organisations of a deal's state named as recorded at `at` (tracker.deals.history)."""
-    found = history.organisations_in(deal_json(state), at=at)
-    return {str(org_id): org.label for org_id, org in found.items()}
-
-
-def humanise(value: Any, names: Mapping[str, str]) -> Any:
-    """The value with organisation ids replaced by their names (for reading, never for storing)."""
-    if isinstance(value, dict):
-        return {key: humanise(item, names) for key, item in value.items()}
-    if isinstance(value, list):
-        return [humanise(item, names) for item in value]
-    if isinstance(value, str) and value in names:
-        return names[value]
-    return value
-
-
-def _row(name: str, value: Any) -> tuple[str, str, bool]:
-    """(label, text, whether the text spans several lines) for a table of state fields."""
-    text = show(value)
-    return name.replace("_", " "), text, "\n" in text
-
-
-def show(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, dict | list):
-        if not value:
-            return "—"
-        return json.dumps(value, indent=2, ensure_ascii=False)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def occurred_label(occurred: Mapping[str, Any] | None) -> str:
-    if not occurred:
-        return "—"
-    day = date.fromisoformat(occurred["date"])
-    if occurred["precision"] == "year":
-        return f"{day.year} (year)"
-    if occurred["precision"] == "month":
-        return f"{day:%B %Y} (month)"
-    return day.isoformat()
-
-
 def _admin_context(request: HttpRequest, admin_site: AdminSite, title: str) -> dict[str, Any]:
     # The breadcrumbs of admin/base.html want a model's _meta; the deal pages sit under the
     # read model's admin, so its _meta is the one the breadcrumbs show.
     return {**admin_site.each_context(request), "title": title, "opts": DealState._meta}
 
 
-@dataclass
-class EventRow:
-    """One stored event as the deal pages show it, with what replay's rule did to it."""
-
-    status: replay.FactStatus
-    data: str
-    occurred: str
-    target_version: int | None = None
-
-    @property
-    def event(self) -> Any:
-        return self.status.event
-
-    @property
-    def retracted_by(self) -> int | None:
-        return self.status.retracted_by
-
-    @property
-    def corrected_by(self) -> tuple[int, ...]:
-        return self.status.corrected_by
-
-    @property
-    def is_meta(self) -> bool:
-        return self.event.type in META_TYPES
-
-    @property
-    def can_retract(self) -> bool:
-        return not self.is_meta and self.event.type != "DealOpened" and self.retracted_by is None
-
-    @property
-    def can_correct(self) -> bool:
-        return not self.is_meta and self.retracted_by is None
-
-
-def event_rows(events: Sequence[RecordedEvent], names: Mapping[str, str]) -> list[EventRow]:
-    """Events as recorded, with what later retractions and corrections did to them."""
-    statuses = replay.fact_statuses(events)
-    return [
-        EventRow(
-            status=status,
-            data=show(humanise(status.event.data, names)),
-            occurred=occurred_label(status.event.occurred),
-            target_version=(
-                statuses[status.names].event.version if status.names in statuses else None
-            ),
-        )
-        for status in statuses.values()
-    ]
-
-
-def newer_events(deal_id: UUID, version: int, names: Mapping[str, str]) -> list[EventRow]:
-    return event_rows(read_stream(deal_id, after_version=version), names)
-
-
 def _fingerprint(deal_id: UUID, expected_version: int, payload: Mapping[str, Any]) -> str:
     body = json.dumps([str(deal_id), expected_version, payload], sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-@dataclass
-class StateChange:
-    field: str
-    before: str
-    after: str
-
-
-def state_changes(
-    before: Deal | None,
-    after: Deal | None,
-    names: Mapping[str, str],
-    after_names: Mapping[str, str] | None = None,
-) -> list[StateChange]:
-    """The fields that differ, organisations named by `names` (by `after_names` after)."""
-    old = humanise(deal_json(before), names) if before else {}
-    new = humanise(deal_json(after), names if after_names is None else after_names) if after else {}
-    return [
-        StateChange(name.replace("_", " "), show(old.get(name)), show(new.get(name)))
-        for name in changed_fields(before, after)
-    ]
 
 
 # --- the event form page -----------------------------------------------------------------------
@@ -514,7 +389,7 @@ def deal_page_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -
         "deal_id": deal_id,
         "state": current,
         "state_rows": [
-            _row(name, state.get(name))
+            state_row(name, state.get(name))
             for name in STATE_SHOWN
             if state.get(name) not in (None, "", [])
         ],
@@ -535,97 +410,6 @@ def _events_url(deal_id: UUID) -> str | None:
 
 
 # --- the auditor's page ------------------------------------------------------------------------
-
-
-@dataclass
-class TimelineBar:
-    row: EventRow
-    left: float
-    width: float
-    precision: str
-    label: str
-    original_left: float | None = None
-    original_width: float | None = None
-    recorded_at: datetime | None = None
-
-
-@dataclass
-class Axis:
-    start: date
-    end: date
-    ticks: list[tuple[float, str]]
-    marker: float | None = None
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
-    def place(self, occurred: Mapping[str, Any]) -> tuple[float, float]:
-        first = date.fromisoformat(occurred["date"])
-        last = period_end(first, occurred["precision"])
-        left = (first - self.start).days / self.days * 100
-        width = ((last - first).days + 1) / self.days * 100
-        return round(left, 3), round(width, 3)
-
-
-_YEAR_STEPS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-
-
-def _axis(periods: Sequence[Mapping[str, Any]], as_of: date | None) -> Axis:
-    starts = [date.fromisoformat(p["date"]) for p in periods]
-    ends = [period_end(day, p["precision"]) for day, p in zip(starts, periods, strict=True)]
-    if as_of:
-        starts.append(as_of)
-        ends.append(as_of)
-    first = date(min(starts).year, 1, 1) if starts else date.today().replace(month=1, day=1)
-    last = date(max(ends).year, 12, 31) if ends else first.replace(month=12, day=31)
-    axis = Axis(first, last, [])
-    years = last.year - first.year + 1
-    # An auditor may ask about year 1 or 9999: label round years, about twenty at most.
-    step = next(step for step in _YEAR_STEPS if years / step <= 20)
-    for year in range(first.year, last.year + 1):
-        if years <= 3:
-            for month in range(1, 13):
-                day = date(year, month, 1)
-                left = (day - first).days / axis.days * 100
-                label = f"{day:%b}" if month > 1 else str(year)
-                axis.ticks.append((round(left, 3), label))
-        elif year == first.year or year % step == 0:
-            left = (date(year, 1, 1) - first).days / axis.days * 100
-            axis.ticks.append((round(left, 3), str(year)))
-    if as_of:
-        axis.marker = round(((as_of - first).days + 0.5) / axis.days * 100, 3)
-    return axis
-
-
-def timeline_bars(
-    events: Sequence[RecordedEvent], names: Mapping[str, str], as_of: date | None
-) -> tuple[Axis, list[TimelineBar]]:
-    """One bar per event along the `occurred` axis: a tick for a day, a span for a month or year."""
-    rows = event_rows(events, names)
-    # The axis spans the periods as recorded and as corrected (the bars and their ghosts).
-    periods = [e.occurred for e in events if e.occurred]
-    periods += [row.status.occurred for row in rows if row.status.occurred]
-    axis = _axis(periods, as_of)
-    bars = []
-    for row in rows:
-        event = row.event
-        shown = row.status.occurred
-        if not shown:
-            continue
-        left, width = axis.place(shown)
-        bar = TimelineBar(
-            row=row,
-            left=left,
-            width=width,
-            precision=shown["precision"],
-            label=occurred_label(shown),
-            recorded_at=event.recorded_at,
-        )
-        if shown != event.occurred and event.occurred:
-            bar.original_left, bar.original_width = axis.place(event.occurred)
-        bars.append(bar)
-    return axis, bars
 
 
 def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> HttpResponse:
@@ -660,7 +444,7 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
         "asking": bool(as_of or known_at),
         "param_errors": errors,
         "replayed_rows": (
-            [_row(name, replayed.get(name)) for name in REPLAY_SHOWN] if replayed else []
+            [state_row(name, replayed.get(name)) for name in REPLAY_SHOWN] if replayed else []
         ),
         "differences": state_changes(today.state, asked.state, names, names_then),
         "names_known_at": known_at if names_then is not names else None,
