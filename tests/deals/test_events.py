@@ -26,10 +26,10 @@ from tracker.deals.events import (
     register_event_type,
     register_upcaster,
     schema_for,
-    text_problem,
     unregister_event_type,
     upcast,
 )
+from tracker.deals.text import text_problem
 
 DOMAIN_TYPES = {
     "DealOpened",

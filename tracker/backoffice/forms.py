@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from tracker.deals.errors import FieldError
-from tracker.deals.events import MULTILINE, REFERS_TO, EventData, Occurred, Source
+from tracker.deals.events import REFERS_TO, EventData, Occurred, Source
+from tracker.deals.text import MULTILINE
 from tracker.deals.values import COUNTRY_CODES
 
 # Fields the services fill in themselves; an analyst never types them.

@@ -8,7 +8,7 @@ import pghistory
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .events import text_problem
+from .text import text_problem
 from .values import COUNTRY_CODES
 
 
