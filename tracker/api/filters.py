@@ -26,9 +26,17 @@ COUNTRY = RegexValidator(r"^[A-Z]{2}\Z", "An ISO 3166-1 alpha-2 code: two capita
 
 
 class ProblemFilterBackend(filters.DjangoFilterBackend):
-    """django-filter's backend, with invalid values as 400 problem details."""
+    """django-filter's backend, with invalid values as 400 problem details.
+
+    A request that names none of the filters (the first page, or `?cursor=` and `?limit=`) gets
+    the queryset as it is: a FilterSet deep-copies all its filters and validates a form even
+    when every value is absent, which cost more than the page's query.
+    """
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is None or not _names_a_filter(request, filterset_class):
+            return queryset
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
@@ -36,6 +44,12 @@ class ProblemFilterBackend(filters.DjangoFilterBackend):
             errors = {name: list(messages) for name, messages in filterset.errors.items()}
             raise MalformedRequest.from_serializer_errors("Invalid query parameters.", errors)
         return filterset.qs
+
+
+def _names_a_filter(request: Request, filterset_class: type[filters.FilterSet]) -> bool:
+    # By prefix: a filter with several form fields reads `<name>_min`, `<name>_after`, ...
+    names = tuple(filterset_class.base_filters)
+    return any(param.startswith(names) for param in request.query_params)
 
 
 class DealFilter(filters.FilterSet):
