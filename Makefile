@@ -50,6 +50,8 @@ bench: install
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.replay
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.projection
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.api
+	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.batch
+	$(MAKE) loadtest
 
 ## 16 clients for 60 seconds on 100 deals against a stack of real processes on loopback, its
 ## PostgreSQL durable (fsync and synchronous_commit on). Every request is counted by outcome
