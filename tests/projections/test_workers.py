@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from tests.projections.builders import deal_with_events, make_organisations, note
 from tests.projections.conftest import WorkerProcess
 from tracker.deals import services
-from tracker.deals.reducer import deal_to_json
+from tracker.deals.reducer import deal_json
 from tracker.deals.replay import state as replay_state
 from tracker.eventstore.models import Stream
 from tracker.projections import projector
@@ -111,7 +111,7 @@ def assert_every_projection_equals_replay() -> None:
     assert set(rows) == set(versions)
     for deal_id, version in versions.items():
         assert rows[deal_id].version == version
-        assert rows[deal_id].state == deal_to_json(replay_state(deal_id).state)
+        assert rows[deal_id].state == deal_json(replay_state(deal_id).state)
 
 
 def append_notes(deal_ids: list, rounds: int, first_versions: dict) -> None:

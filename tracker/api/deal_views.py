@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tracker.deals import replay
-from tracker.deals.errors import DealNotFound, FieldError, InvalidEvent
+from tracker.deals.errors import DealNotFound
 from tracker.deals.reducer import Deal, deal_json
 from tracker.deals.roles import Role, has_role
 from tracker.deals.services import ProposedEvent, open_deal, record_event, record_events
@@ -141,21 +141,12 @@ class DealListView(BodyRequired, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         body = parse_body(OpenDealSerializer, request)
         key = idempotency_key(request)
-        try:
-            appended = open_deal(**body, actor=request.user.username, idempotency_key=key)
-        except InvalidEvent as invalid:
-            raise _as_top_level(invalid) from None
+        # The body is the event's fields themselves: errors name them at the top level.
+        appended = open_deal(**body, actor=request.user.username, idempotency_key=key, fields_at="")
         # The state right after the opening: the same body when a retry is answered.
         state = replay.replay_events(appended.events, deal_id=appended.stream_id).state
         location = request.build_absolute_uri(f"{request.path}{appended.stream_id}/")
         return Response(state_json(state), status=201, headers={"Location": location})
-
-
-def _as_top_level(invalid: InvalidEvent) -> InvalidEvent:
-    """Errors of `data.title` as `title`: the body of POST /deals/ is the data's fields."""
-    return InvalidEvent(
-        FieldError(e.field.removeprefix("data."), e.message) for e in invalid.errors
-    )
 
 
 class DealDetailView(APIView):

@@ -602,7 +602,9 @@ def parse_data(type_name: str, data: Any, *, prefix: str = "data") -> EventData:
     model = _validate(cls, data, prefix)
     problems = model.problems()
     if problems:
-        raise InvalidEvent([FieldError(_join(prefix, path), message) for path, message in problems])
+        raise InvalidEvent(
+            [FieldError(join_path(prefix, path), message) for path, message in problems]
+        )
     return model
 
 
@@ -641,7 +643,7 @@ def field_errors(error: ValidationError, prefix: str) -> list[FieldError]:
     for detail in error.errors(include_url=False):
         path = prefix
         for part in detail["loc"]:
-            path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
+            path = f"{path}[{part}]" if isinstance(part, int) else join_path(path, str(part))
         params = detail.get("ctx", {})
         # A rule's ValueError: its own words, without pydantic's "Value error, " in front.
         message = str(params["error"]) if detail["type"] == "value_error" else detail["msg"]
@@ -649,7 +651,7 @@ def field_errors(error: ValidationError, prefix: str) -> list[FieldError]:
     return found
 
 
-def _join(prefix: str, path: str) -> str:
+def join_path(prefix: str, path: str) -> str:
     if not prefix:
         return path
     return f"{prefix}.{path}" if path else prefix
@@ -671,7 +673,7 @@ def _walk(value: Any, parts: list[str], path: str) -> Iterator[tuple[str, UUID]]
     each = head.endswith("[*]")
     name = head[:-3] if each else head
     child = getattr(value, name)
-    child_path = _join(path, name)
+    child_path = join_path(path, name)
     if each:
         for index, item in enumerate(child):
             yield from _walk(item, rest, f"{child_path}[{index}]")

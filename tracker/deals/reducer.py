@@ -478,8 +478,3 @@ def deal_json(deal: Deal) -> dict[str, Any]:
 def deal_json_schema(ref_template: str) -> dict[str, Any]:
     """The JSON Schema (2020-12) of `deal_json`'s output; nested types in `$defs`."""
     return _adapter().json_schema(mode="serialization", ref_template=ref_template)
-
-
-deal_to_json = deal_json
-"""The former name, left for the tests in tests/projections that are being rewritten beside this
-change; remove it once they call `deal_json`."""

@@ -34,6 +34,7 @@ from .events import (
     FactCorrected,
     Occurred,
     Source,
+    join_path,
     organisation_refs,
     parse_data,
     parse_occurred,
@@ -74,6 +75,8 @@ class _Parsed:
     occurred: Occurred
     source: Source
     prefix: str
+    data_at: str
+    """Where the event's data sits in the caller's input: "data", "events[2].data", or ""."""
 
 
 def open_deal(
@@ -87,27 +90,29 @@ def open_deal(
     actor: str,
     deal_id: UUID | None = None,
     idempotency_key: str | None = None,
+    fields_at: str = "data",
 ) -> Appended:
     """Open a new deal with its `DealOpened` event (version 1).
 
     Without `deal_id` a new id is made. With an idempotency key the id follows from the key,
     so requests repeating one key, even at the same moment, name the same deal and the event
-    store answers all but the first as repeats of it.
+    store answers all but the first as repeats of it. `fields_at` is where the caller's input
+    holds the event's fields, for the paths in errors: "" where they are the whole body.
     """
     if deal_id is None and idempotency_key:
         # Keys stored before ids followed from keys point at a random id: look them up first.
         deal_id = _stream_of_key(idempotency_key) or uuid5(_KEYED_DEALS, idempotency_key)
     data = {"title": title, "kind": kind, "summary": summary, "parties": list(parties)}
-    return record_event(
-        deal_id=deal_id or uuid4(),
-        event_type="DealOpened",
-        data=data,
-        occurred=occurred,
-        source=source,
-        expected_version=0,
-        actor=actor,
-        idempotency_key=idempotency_key,
-        opens_deal=True,
+    proposed = [ProposedEvent("DealOpened", data, occurred, source)]
+    return _record(
+        deal_id or uuid4(),
+        proposed,
+        0,
+        actor,
+        idempotency_key,
+        batch=False,
+        opens=True,
+        fields_at=fields_at,
     )
 
 
@@ -190,6 +195,7 @@ def _record(
     *,
     batch: bool,
     opens: bool,
+    fields_at: str = "data",
 ) -> Appended:
     """Load, decide, store: parse every event, check it against the stream at
     `expected_version`, and append; the store refuses a stream that has moved on meanwhile."""
@@ -199,7 +205,7 @@ def _record(
         raise InvalidEvent.single("expected_version", "must be 0 or more")
     if not proposed:
         raise InvalidEvent.single("events", "at least one event is needed")
-    parsed = _parse(proposed, batch=batch)
+    parsed = _parse(proposed, batch=batch, fields_at=fields_at)
     if _is_repeat(idempotency_key):
         return _store(deal_id, _stored(parsed), expected_version, actor, idempotency_key)
     try:
@@ -227,8 +233,11 @@ def _is_repeat(idempotency_key: str | None) -> bool:
     return bool(idempotency_key) and _stream_of_key(idempotency_key) is not None
 
 
-def _parse(proposed: Sequence[ProposedEvent], *, batch: bool) -> list[_Parsed]:
-    """Schema of every event, and `occurred` not in the future; all errors at once."""
+def _parse(
+    proposed: Sequence[ProposedEvent], *, batch: bool, fields_at: str = "data"
+) -> list[_Parsed]:
+    """Schema of every event, and `occurred` not in the future; all errors at once, each with
+    the path of its field in the caller's input."""
     errors: list[FieldError] = []
     parsed: list[_Parsed] = []
     tolerance = timedelta(days=getattr(settings, "DEAL_FUTURE_TOLERANCE_DAYS", 1))
@@ -236,7 +245,8 @@ def _parse(proposed: Sequence[ProposedEvent], *, batch: bool) -> list[_Parsed]:
     for index, event in enumerate(proposed):
         prefix = f"events[{index}]." if batch else ""
         found: list[FieldError] = []
-        data = _collect(found, parse_data, str(event.type), event.data, prefix=prefix + "data")
+        data_at = prefix + fields_at
+        data = _collect(found, parse_data, str(event.type), event.data, prefix=data_at)
         occurred = _collect(found, parse_occurred, event.occurred, prefix=prefix + "occurred")
         source = _collect(
             found, parse_source, event.source, prefix=prefix + "source", latest=latest
@@ -244,10 +254,10 @@ def _parse(proposed: Sequence[ProposedEvent], *, batch: bool) -> list[_Parsed]:
         if occurred is not None and occurred.date > latest:
             found.append(_future(prefix + "occurred", occurred, latest))
         if isinstance(data, FactCorrected) and data.occurred and data.occurred.date > latest:
-            found.append(_future(prefix + "data.occurred", data.occurred, latest))
+            found.append(_future(join_path(data_at, "occurred"), data.occurred, latest))
         errors.extend(found)
         if not found:
-            parsed.append(_Parsed(event.type, data, occurred, source, prefix))
+            parsed.append(_Parsed(event.type, data, occurred, source, prefix, data_at))
     if errors:
         raise InvalidEvent(errors)
     return parsed
@@ -382,15 +392,16 @@ def _normalise(item: _Parsed, history: Mapping[UUID, Any], corrected: EventData 
             "data_schema_version": schema_for(target_type).schema_version,
         }
     )
-    return _Parsed(item.type, data, item.occurred, item.source, item.prefix)
+    return _Parsed(item.type, data, item.occurred, item.source, item.prefix, item.data_at)
 
 
 def _organisations(item: _Parsed, corrected: EventData | None) -> list[tuple[str, UUID]]:
     """The organisations an event names, each with the field that names it."""
-    refs = [(f"{item.prefix}data.{path}", org) for path, org in organisation_refs(item.data)]
+    refs = [(join_path(item.data_at, path), org) for path, org in organisation_refs(item.data)]
     if corrected is not None:
         refs += [
-            (f"{item.prefix}data.data.{path}", org) for path, org in organisation_refs(corrected)
+            (join_path(item.data_at, f"data.{path}"), org)
+            for path, org in organisation_refs(corrected)
         ]
     return refs
 
