@@ -93,12 +93,12 @@ class TestDealDetail:
         assert response.json()["code"] == "not_found"
 
     def test_min_version_replays_when_the_projection_is_behind(self, editor, parties, monkeypatch):
-        # As on the stack, where a worker projects: no read heals the lag in-process.
-        monkeypatch.setattr(dispatch, "_embedded", lambda: False)
         deal = open_deal(editor, parties)
         url = f"{DEALS}{deal['id']}/"
         assert editor.post(f"{url}events/", note_event("fresh"), format="json").status_code == 201
-        # Hold the projection back at version 1, as a lagging worker would.
+        # Hold the projection back at version 1, as a lagging worker would; as on the stack,
+        # no read heals the lag in-process.
+        monkeypatch.setattr(dispatch, "_embedded", lambda: False)
         DealState.objects.filter(deal_id=deal["id"]).update(version=1, state=deal)
         assert editor.get(url).json()["notes"] == []
         fresh = editor.get(url, {"min_version": 2}).json()

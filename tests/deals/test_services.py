@@ -359,6 +359,18 @@ class TestFactRetracted:
 
 
 class TestFactCorrected:
+    def test_a_repeated_correction_gets_the_first_answer(self, deal: UUID) -> None:
+        record(deal, "NoteAdded", {"text": "x"})
+        note = str(read_stream(deal)[1].event_id)
+        correction = {"event_id": note, "data": {"text": "y"}}
+        first = record(deal, "FactCorrected", correction, idempotency_key="k-correct")
+        again = record(
+            deal, "FactCorrected", correction, idempotency_key="k-correct", expected_version=2
+        )
+        assert again.replayed is True
+        assert again.events == first.events
+        assert len(read_stream(deal)) == 3
+
     def test_replaces_the_data_and_the_latest_correction_wins(self, deal: UUID) -> None:
         record(deal, "JointVentureFormed", joint_venture()["data"])
         jv = str(read_stream(deal)[1].event_id)

@@ -9,28 +9,20 @@ shared with the worker tests.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from bench.stack import attempt, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SERVICE_VARIABLES = {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CACHE_URL"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -152,28 +144,16 @@ class Server:
         body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """Status and decoded body. A refused connection or a timeout raises: no race test
-        may count a lost answer as anything but a failure."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        request.add_header("Authorization", f"Token {self.editor}")
-        for key, value in (headers or {}).items():
-            request.add_header(key, value)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, _decode(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _decode(error.read())
+        """Status and decoded body. A refused connection or a timeout fails the test: no race
+        test may count a lost answer as anything else."""
+        reply = attempt(
+            self.base, method, path, body, token=self.editor, headers=headers, timeout=60
+        )
+        assert reply.failure is None, f"{method} {path}: {reply.failure}\n{self.logs()}"
+        return reply.status, reply.body
 
     def status(self, path: str) -> int:
-        try:
-            with urllib.request.urlopen(self.base + path, timeout=5) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-        except OSError:
-            return 0
+        return attempt(self.base, "GET", path, timeout=5).status or 0
 
     def wait_for(self, condition, *, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -193,13 +173,6 @@ class Server:
             stderr=log,
             start_new_session=True,
         )
-
-
-def _decode(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw.decode(errors="replace")
 
 
 def _admin_connection(url: str):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from uuid import UUID, uuid4
+
+from django.db import connection
 
 from tracker.deals import services
 from tracker.deals.models import Organisation
+from tracker.projections.models import DealState
 
 SOURCE = {"title": "Test report", "publisher": "unknown", "url": None, "published_on": None}
 OCCURRED = {"date": "2025-03-01", "precision": "month"}
@@ -48,3 +53,19 @@ def deal_with_events(orgs: list[Organisation], *, notes: int = 0) -> tuple[UUID,
             actor="test",
         ).version
     return appended.stream_id, version
+
+
+@contextlib.contextmanager
+def read_models_missing() -> Iterator[None]:
+    """Rename the read-model table for a while: every projection meanwhile fails with a real
+    ProgrammingError, a DatabaseError, as against a database being restored."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{_TABLE}" RENAME TO "{_TABLE}_away"')
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{_TABLE}_away" RENAME TO "{_TABLE}"')
+
+
+_TABLE = DealState._meta.db_table

@@ -20,26 +20,13 @@ from tracker.projections.models import DealState
 from tracker.projections.tasks import MAX_RETRIES
 from tracker.projections.tasks import project_deal as project_deal_task
 
-from .builders import deal_with_events, make_organisations
+from .builders import deal_with_events, make_organisations, read_models_missing
 from .conftest import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TABLE = DealState._meta.db_table
 # The line config/celery.py logs after each run of a task.
 RETRIED = re.compile(r"tracker\.projections\.tasks\.project_deal RETRY")
-
-
-@contextlib.contextmanager
-def read_models_missing() -> Iterator[None]:
-    """Rename the read-model table for a while: every projection meanwhile fails with a real
-    ProgrammingError, a DatabaseError, as against a database being restored."""
-    with connection.cursor() as cursor:
-        cursor.execute(f'ALTER TABLE "{TABLE}" RENAME TO "{TABLE}_away"')
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f'ALTER TABLE "{TABLE}_away" RENAME TO "{TABLE}"')
 
 
 @contextlib.contextmanager

@@ -99,7 +99,7 @@ def _require_deal(deal_id: UUID) -> int:
 
 class DealListView(BodyRequired, generics.ListAPIView):
     permission_classes = [CanEdit]
-    queryset = DealState.objects.filter(state__isnull=False).only("deal_id", "updated_at", "state")
+    queryset = DealState.objects.filter(state__isnull=False)
     filter_backends = [ProblemFilterBackend]
     filterset_class = DealFilter
     pagination_class = DealPagination

@@ -58,7 +58,7 @@ def normalise_username(username: str) -> str:
     # The form's own field: strip, then NFKC. Case folding can undo NFKC (and NFKC can
     # produce new capitals), hence NFKC once more after it.
     as_authenticated = UsernameField().to_python(username)
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", as_authenticated).casefold())
+    return unicodedata.normalize("NFKC", as_authenticated.casefold())
 
 
 def failure_key(username: str, address: str) -> str:

@@ -31,7 +31,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from pydantic import BaseModel
 
@@ -244,10 +244,7 @@ def record_event_view(
         raise Http404("No such event type.") from None
     if event_type == "DealOpened":
         raise Http404("A deal is opened once, from the deal list.")
-    events = read_stream(deal_id)
-    if not events:
-        raise Http404("No such deal.")
-    names = organisation_names()
+    events, names = _deal_events(request, deal_id, allowed=can_record)
     rows = event_rows(events, names)
     choices = [
         Choice(str(row.event.event_id), f"v{row.event.version} {row.event.type} · {row.occurred}")
@@ -281,10 +278,7 @@ def correct_event_view(
     request: HttpRequest, admin_site: AdminSite, deal_id: UUID, event_id: UUID
 ) -> HttpResponse:
     """Correct one fact: its own form, filled with its current data and date, plus a reason."""
-    events = read_stream(deal_id)
-    if not events:
-        raise Http404("No such deal.")
-    names = organisation_names()
+    events, names = _deal_events(request, deal_id, allowed=can_record)
     rows = {row.event.event_id: row for row in event_rows(events, names)}
     row = rows.get(event_id)
     if row is None:
@@ -376,12 +370,7 @@ def _uuid(value: str | None) -> UUID | None:
 
 def deal_page_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> HttpResponse:
     """A deal's current state (replayed), its events with their marks, and what can be done."""
-    if not can_view_deals(request.user):
-        raise PermissionDenied
-    events = read_stream(deal_id)
-    if not events:
-        raise Http404("No such deal.")
-    names = organisation_names()
+    events, names = _deal_events(request, deal_id, allowed=can_view_deals)
     current = replay.replay_events(events, deal_id=deal_id).state
     state = humanise(deal_json(current), names) if current else {}
     context = {
@@ -397,16 +386,22 @@ def deal_page_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -
         "event_types": [name for name in EVENT_TYPES if name not in (*META_TYPES, "DealOpened")],
         "can_record": can_record(request.user),
         "can_audit": can_audit(request.user),
-        "events_url": _events_url(deal_id),
+        "events_url": reverse("admin:eventstore_event_changelist")
+        + f"?stream__id__exact={deal_id}",
     }
     return TemplateResponse(request, TEMPLATES + "deal_page.html", context)
 
 
-def _events_url(deal_id: UUID) -> str | None:
-    try:
-        return reverse("admin:eventstore_event_changelist") + f"?stream__id__exact={deal_id}"
-    except NoReverseMatch:
-        return None
+def _deal_events(
+    request: HttpRequest, deal_id: UUID, *, allowed: Callable[[Any], bool]
+) -> tuple[list[RecordedEvent], dict[str, str]]:
+    """The deal's events and the organisations' names, for a user `allowed`; 403, or 404."""
+    if not allowed(request.user):
+        raise PermissionDenied
+    events = read_stream(deal_id)
+    if not events:
+        raise Http404("No such deal.")
+    return events, organisation_names()
 
 
 # --- the auditor's page ------------------------------------------------------------------------
@@ -414,12 +409,7 @@ def _events_url(deal_id: UUID) -> str | None:
 
 def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> HttpResponse:
     """Timeline, replay as of / as known at, and the hash chain's verification, for auditors."""
-    if not can_audit(request.user):
-        raise PermissionDenied
-    events = read_stream(deal_id)
-    if not events:
-        raise Http404("No such deal.")
-    names = organisation_names()
+    events, names = _deal_events(request, deal_id, allowed=can_audit)
     errors: dict[str, str] = {}
     as_of = _date_param(request.GET.get("as_of"), "as_of", errors)
     known_at = _moment_param(request.GET.get("known_at"), "known_at", errors)

@@ -206,8 +206,7 @@ def _record(
     if not proposed:
         raise InvalidEvent.single("events", "at least one event is needed")
     parsed = _parse(proposed, batch=batch, fields_at=fields_at)
-    if _is_repeat(idempotency_key):
-        return _store(deal_id, _stored(parsed), expected_version, actor, idempotency_key)
+    existing: list[RecordedEvent] = []
     try:
         existing = read_stream(deal_id)
         if not existing and not (opens and parsed[0].type == "DealOpened"):
@@ -221,10 +220,14 @@ def _record(
             )
         checked = _check(deal_id, existing, parsed, actor=actor)
     except (DealNotFound, VersionConflict, InvalidEvent):
-        # A request with the same key may have committed since the check above, moving the
-        # stream on: this one is its repeat, and gets its answer rather than an error.
+        # A request whose key is stored moved the stream on (before, or since the read above):
+        # this one is its repeat and gets its answer. Its events are made as the first call
+        # made them (a correction with its target's full data), so the store recognises them;
+        # the rules are not judged again, the state having moved on since.
         if _is_repeat(idempotency_key):
-            return _store(deal_id, _stored(parsed), expected_version, actor, idempotency_key)
+            history = {event.event_id: event for event in existing}
+            repeated = [_normalise(p, history, _corrected_data(p, history)) for p in parsed]
+            return _store(deal_id, _stored(repeated), expected_version, actor, idempotency_key)
         raise
     return _store(deal_id, checked.events, expected_version, actor, idempotency_key)
 
@@ -340,7 +343,7 @@ def _check(
 def _corrected_data(item: _Parsed, history: Mapping[UUID, Any]) -> EventData | None:
     """A correction's new data, parsed as its target's type (None for other events)."""
     data = item.data
-    if not isinstance(data, FactCorrected) or data.data is None:
+    if not isinstance(data, FactCorrected) or data.data is None or data.event_id not in history:
         return None
     target_type = history[data.event_id].type
     return parse_data(target_type, data.data, prefix=item.prefix + "data.data")

@@ -49,7 +49,7 @@ def dispatch_after_commit(sender: Any, *, deal_id: UUID, **kwargs: Any) -> None:
 def dispatch(deal_id: str) -> None:
     from .tasks import project_deal as project_deal_task
 
-    if project_deal_task.app.conf.task_always_eager:
+    if _embedded():
         # Embedded mode: project now, so the next read sees the append.
         _project_in_process([UUID(deal_id)])
         return
