@@ -12,6 +12,7 @@ the projections app listens and dispatches its task on commit (this app imports 
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from tracker.eventstore.models import IdempotencyKey
 from tracker.eventstore.store import Appended, NewEvent, RecordedEvent, append, read_stream
 
 from . import rules
+from .cache import Snapshot, streams
 from .errors import DealNotFound, FieldError, InvalidEvent
 from .events import (
     META_TYPES,
@@ -173,11 +175,11 @@ def preview_event(
     Raises what record_event would raise for it (InvalidEvent, DealNotFound).
     """
     parsed = _parse([ProposedEvent(event_type, data, occurred, source)], batch=False)
-    existing = read_stream(deal_id)
-    version = existing[-1].version if existing else 0
-    if not existing and parsed[0].type != "DealOpened":
+    known = _load(deal_id)
+    version = known.version
+    if not known.events and parsed[0].type != "DealOpened":
         raise DealNotFound(deal_id)
-    checked = _check(deal_id, existing, parsed, actor="")
+    checked = _check(deal_id, known, parsed, actor="")
     return Preview(
         checked.before, checked.after, changed_fields(checked.before, checked.after), version
     )
@@ -206,19 +208,20 @@ def _record(
     if not proposed:
         raise InvalidEvent.single("events", "at least one event is needed")
     parsed = _parse(proposed, batch=batch, fields_at=fields_at)
-    existing: list[RecordedEvent] = []
+    existing: Sequence[RecordedEvent] = ()
     try:
-        existing = read_stream(deal_id)
+        known = _load(deal_id)
+        existing = known.events
         if not existing and not (opens and parsed[0].type == "DealOpened"):
             raise DealNotFound(deal_id)
-        current = existing[-1].version if existing else 0
+        current = known.version
         if current != expected_version:
             # Fails fast, before any rule judges the events against a state the client did not
             # see; the store checks again under the stream's lock, where the race is decided.
             raise VersionConflict(
                 stream_id=deal_id, expected_version=expected_version, current_version=current
             )
-        checked = _check(deal_id, existing, parsed, actor=actor)
+        checked = _check(deal_id, known, parsed, actor=actor)
     except (DealNotFound, VersionConflict, InvalidEvent):
         # A request whose key is stored moved the stream on (before, or since the read above):
         # this one is its repeat and gets its answer. Its events are made as the first call
@@ -230,6 +233,31 @@ def _record(
             return _store(deal_id, _stored(repeated), expected_version, actor, idempotency_key)
         raise
     return _store(deal_id, checked.events, expected_version, actor, idempotency_key)
+
+
+def _load(deal_id: UUID) -> Snapshot:
+    """The deal's stream as stored now and the state it replays to, in one query (two when
+    the cached stream turns out to be stale).
+
+    With the stream cached at version v, only the events from v on are read (`cache` says why
+    event v's hash is enough to trust the rest), and the new ones are folded onto the cached
+    state, or the whole stream is replayed in memory when one reaches back. Otherwise, or when
+    event v is not the one cached, the stream is read and replayed whole.
+    """
+    cached = streams.get(deal_id)
+    if cached is not None:
+        rows = read_stream(deal_id, cached.version - 1)
+        if cached.continued_by(rows):
+            known = cached.fold_on(rows[1:]) or _replayed(deal_id, [*cached.events, *rows[1:]])
+            streams.put(deal_id, known)
+            return known
+    known = _replayed(deal_id, read_stream(deal_id))
+    streams.put(deal_id, known)
+    return known
+
+
+def _replayed(deal_id: UUID, events: Sequence[RecordedEvent]) -> Snapshot:
+    return Snapshot.of(events, replay_events(events, deal_id=deal_id).state if events else None)
 
 
 def _is_repeat(idempotency_key: str | None) -> bool:
@@ -293,21 +321,29 @@ class _Checked:
 
 
 def _check(
-    deal_id: UUID, existing: list[RecordedEvent], parsed: list[_Parsed], *, actor: str
+    deal_id: UUID,
+    stream: Snapshot | Sequence[RecordedEvent],
+    parsed: list[_Parsed],
+    *,
+    actor: str,
 ) -> _Checked:
-    """Check every rule and compute the state after the new events, with one replay.
+    """Check every rule and compute the state after the new events, with at most one replay.
 
-    The stream is replayed once for the state before. Each new event is checked against the
-    state left by the ones before it, which folds it on as the latest fact (the reducer's
-    `apply`: one step, not a replay). When every new fact sorts after the stream's in DOMAIN.md's
-    (period start, version) order, that fold is the state after; when one reaches back (an
-    earlier `occurred`, a retraction, a correction), the state after is one more replay with
-    all the new events in place. A correction is checked against its fact's own rules too.
+    The state before comes with the stream (`_load`), or from one replay of the events given.
+    Each new event is checked against the state left by the ones before it, which folds it on
+    as the latest fact (the reducer's `apply`: one step, not a replay). When every new fact
+    sorts after the stream's in DOMAIN.md's (period start, version) order, that fold is the
+    state after; when one reaches back (an earlier `occurred`, a retraction, a correction), the
+    state after is one more replay with all the new events in place. A correction is checked
+    against its fact's own rules too.
     """
-    history: dict[UUID, Any] = {event.event_id: event for event in existing}
-    before = replay_events(existing, deal_id=deal_id).state if existing else None
-    facts = [fold_key(event) for event in existing if event.type not in META_TYPES]
-    last = max(facts) if facts else None
+    known = stream if isinstance(stream, Snapshot) else _replayed(deal_id, stream)
+    existing = known.events
+    history: ChainMap[UUID, Any] = ChainMap({}, known.history)
+    before = known.state
+    # Past corrections count with the dates they moved facts to: a new fact dated before
+    # one of those is folded before it by a replay, so it is not the latest fact.
+    last = known.last_fact
     in_order = True
     state = before
     drafts: list[RecordedEvent] = []
