@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,7 +17,14 @@ from hypothesis import strategies as st
 from tracker.deals import services
 from tracker.deals.cache import Snapshot, StreamCache, streams
 from tracker.deals.models import Organisation
-from tracker.deals.replay import replay_events
+from tracker.deals.replay import (
+    fold_on,
+    replay_events,
+    snapshot,
+    state,
+    timeline,
+    timeline_events,
+)
 from tracker.deals.services import open_deal, preview_event, record_event
 from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.store import NewEvent, append, read_stream
@@ -34,12 +42,12 @@ def note(text: str, occurred: dict[str, str]) -> dict[str, Any]:
 
 
 def replayed(events: list[Any]) -> Snapshot:
-    return Snapshot.of(events, replay_events(events).state)
+    return snapshot(events, replay_events(events).state)
 
 
 def grown(cached: Snapshot, new: list[Any]) -> Snapshot:
     """What `services._load` keeps: the fold of `new` onto `cached`, else a full replay."""
-    return cached.fold_on(new) or replayed([*cached.events, *new])
+    return fold_on(cached, new) or replayed([*cached.events, *new])
 
 
 # --- pure: folding onto a snapshot -------------------------------------------------------------
@@ -68,7 +76,7 @@ class TestFoldOn:
         ]
         new = recorded(later, first_version=len(events) + 1)
         cached = replayed(events)
-        folded = cached.fold_on(new)
+        folded = fold_on(cached, new)
         if cached.state is None:  # the opening retracted: nothing to fold onto
             assert folded is None
             return
@@ -80,7 +88,7 @@ class TestFoldOn:
         events = recorded([opened(), note("june", month("2025-06-01"))])
         [march] = recorded([note("march", month("2025-03-01"))], first_version=3)
         cached = replayed(events)
-        assert cached.fold_on([march]) is None
+        assert fold_on(cached, [march]) is None
         assert [n.text for n in grown(cached, [march]).state.notes] == ["march", "june"]
 
     def test_a_fact_dated_before_where_a_correction_moved_another_is_not_folded_on(self) -> None:
@@ -93,7 +101,7 @@ class TestFoldOn:
         events = recorded([opened(), moved, correction])
         [may] = recorded([note("may", month("2025-05-01"))], first_version=4)
         cached = replayed(events)
-        assert cached.fold_on([may]) is None
+        assert fold_on(cached, [may]) is None
         after = grown(cached, [may]).state
         assert [n.text for n in after.notes] == ["may", "moved to September"]
         assert after == replay_events([*events, may]).state
@@ -106,7 +114,7 @@ class TestFoldOn:
             first_version=3,
         )
         cached = replayed(events)
-        assert cached.fold_on([retraction]) is None
+        assert fold_on(cached, [retraction]) is None
         assert grown(cached, [retraction]).state.notes == ()
 
     def test_rows_continue_a_snapshot_only_from_its_own_last_event(self) -> None:
@@ -315,6 +323,32 @@ class TestThroughTheServices:
         assert preview.version == 3
         assert preview.before.title == "Stored"
         assert preview.before == stored_state(deal_id)
+
+    def test_state_and_timeline_read_the_events_after_the_cached_ones(self) -> None:
+        deal_id = uuid4()
+        titled(deal_id, "Deal", 2)
+        assert preview_note(deal_id).version == 3  # cached at version 3
+        late = NewEvent("NoteAdded", {"text": "elsewhere"}, month("2025-02-01"), SOURCE)
+        append(deal_id, [late], 3, actor="elsewhere")
+        stored = read_stream(deal_id)
+
+        assert state(deal_id) == replay_events(stored, deal_id=deal_id)
+        as_of = date(2025, 3, 31)
+        assert state(deal_id, as_of=as_of) == replay_events(stored, as_of=as_of, deal_id=deal_id)
+        assert timeline(deal_id) == timeline_events(stored)
+        assert [n.text for n in state(deal_id).state.notes] == ["elsewhere", "Deal 0", "Deal 1"]
+
+    def test_state_of_a_stream_rolled_back_and_written_again_is_the_stored_one(self) -> None:
+        deal_id = uuid4()
+        with transaction.atomic():
+            savepoint = transaction.savepoint()
+            titled(deal_id, "Rolled back", 2)
+            assert preview_note(deal_id).version == 3
+            transaction.savepoint_rollback(savepoint)
+        written_elsewhere(deal_id, "Stored", 2)
+
+        assert state(deal_id).state.title == "Stored"
+        assert [e.event.data for e in timeline(deal_id)] == [e.data for e in read_stream(deal_id)]
 
     def test_a_stream_shorter_than_the_cached_one_is_read_again(self) -> None:
         deal_id = uuid4()

@@ -21,25 +21,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 
 from tracker.eventstore.store import RecordedEvent
 
-from .events import META_TYPES, upcast
-from .reducer import Deal, apply
-from .replay import fold_key
+from .reducer import Deal
 
 FoldKey = tuple[int, str, int]
+"""`replay.fold_key`: where a fact sits in a replay's fold."""
 
 MAX_STREAMS = 256
 MAX_EVENTS = 50_000
-"""Events held across every stream: a few kilobytes each, so tens of megabytes per process.
-A stream longer than this is not cached at all."""
+"""Events held across every stream. An event takes about 1.5 KB in memory, so at most about
+75 MB per process (settings.DEAL_STREAM_CACHE_EVENTS changes it; 0 turns the cache off). A
+stream longer than this is not cached at all."""
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A stream's events as read, in version order, with what checking a new event needs."""
+    """A stream's events as read, in version order, and what checking a new event needs of
+    them; `replay.snapshot` makes one and `replay.fold_on` grows it."""
 
     events: tuple[RecordedEvent, ...]
     state: Deal | None
@@ -49,14 +51,8 @@ class Snapshot:
     named: frozenset[UUID]
     """The events that the retractions and corrections among `events` act on."""
     history: dict[UUID, RecordedEvent]
-    """`events` by id; shared by every reader, so never changed (read it through a ChainMap
-    to add to it)."""
-
-    @classmethod
-    def of(cls, events: Sequence[RecordedEvent], state: Deal | None) -> Snapshot:
-        """`events` with `state`, the replay of them, already computed by the caller."""
-        last, named, history = _latest_fact(events)
-        return cls(tuple(events), state, last, named, history)
+    """`events` by id. Shared by every reader, so never changed: add to it through a
+    ChainMap."""
 
     @property
     def version(self) -> int:
@@ -72,64 +68,6 @@ class Snapshot:
             return False
         head, first = self.events[-1], rows[0]
         return first.version == head.version and first.hash == head.hash
-
-    def fold_on(self, new: Sequence[RecordedEvent]) -> Snapshot | None:
-        """The snapshot with `new` (the events after it) added, each folded on as the latest
-        fact; None when one of them would not fold last in a replay, which must then replay.
-
-        DOMAIN.md's replay folds facts by (period start, version) after applying retractions
-        and corrections. A fact that sorts after every fact already folded, under its original
-        date and any corrected one, and that no earlier retraction or correction names, is
-        folded last: one `apply` gives the replay's state. `last_fact` includes dates that a
-        correction moved a fact to, so a new fact dated between the two still replays.
-        """
-        if not new:
-            return self
-        state, last = self.state, self.last_fact
-        for event in new:
-            key = fold_key(event)
-            if (
-                state is None
-                or event.type in META_TYPES
-                or event.type == "DealOpened"
-                or event.event_id in self.named
-                or (last is not None and key <= last)
-            ):
-                return None
-            state = apply(state, event)
-            last = key
-        history = {**self.history, **{event.event_id: event for event in new}}
-        return Snapshot((*self.events, *new), state, last, self.named, history)
-
-
-def _latest_fact(
-    events: Sequence[RecordedEvent],
-) -> tuple[FoldKey | None, frozenset[UUID], dict[UUID, RecordedEvent]]:
-    """The largest fold key of the facts among `events`, the events named by the others, and
-    `events` by id.
-
-    A correction may move a fact to another date; the key of the fact at that date counts too,
-    whether the correction is still in force or not, so the result is never below the key of
-    any fact a replay folds.
-    """
-    last: FoldKey | None = None
-    named: set[UUID] = set()
-    by_id: dict[UUID, RecordedEvent] = {}
-    for event in events:
-        by_id[event.event_id] = event
-        if event.type not in META_TYPES:
-            key = fold_key(event)
-        else:
-            body, _ = upcast(event.type, event.schema_version, event.data)
-            target = by_id.get(UUID(body["event_id"]))
-            named.add(UUID(body["event_id"]))
-            moved = body.get("occurred") if event.type == "FactCorrected" else None
-            if not moved or target is None or target.type in META_TYPES:
-                continue
-            key = (0 if target.type == "DealOpened" else 1, moved["date"], target.version)
-        if last is None or key > last:
-            last = key
-    return last, frozenset(named), by_id
 
 
 class StreamCache:
@@ -188,5 +126,5 @@ class StreamCache:
             return len(self._entries), self._events
 
 
-streams = StreamCache()
+streams = StreamCache(max_events=getattr(settings, "DEAL_STREAM_CACHE_EVENTS", MAX_EVENTS))
 """The process's cache of deal streams, shared by its threads."""

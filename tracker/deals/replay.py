@@ -15,7 +15,9 @@ period starts on or before T. For the current state it is the stream's version. 
 is that event's `recorded_at`. The state is `uncertain` when a kept fact's period ends after T.
 
 `replay_events` is pure and works on events already read; the projector calls it, so a
-projection is literally a cached replay. `state` and `timeline` read the stream first.
+projection is literally a cached replay. `state` and `timeline` read the stream first (only its
+events after those `cache` holds, when it holds them). `snapshot` and `fold_on` keep a stream's
+replayed state for that cache, folding new events on where that is what a replay would do.
 `fact_statuses` gives each event as step 2 leaves it (retracted by, corrected by, the data and
 `occurred` in force), for pages that list a stream's events one by one.
 """
@@ -35,6 +37,7 @@ from django.db import DEFAULT_DB_ALIAS
 
 from tracker.eventstore.store import RecordedEvent, read_stream
 
+from .cache import FoldKey, Snapshot, streams
 from .errors import DealNotFound
 from .events import META_TYPES, period_end, schema_for, upcast
 from .reducer import BOOKKEEPING, STATE_FIELDS, Deal, EventLike, apply, changed_fields, fold
@@ -116,6 +119,69 @@ def replay_events(
     return ReplayedState(deal_id, deal, as_of, known_at, top.version, uncertain)
 
 
+def snapshot(events: Sequence[RecordedEvent], replayed: Deal | None) -> Snapshot:
+    """`events` (a stream's first ones, in version order) with `replayed`, their replay's
+    state, to cache and grow with `fold_on`."""
+    last, named, history = _latest_fact(events)
+    return Snapshot(tuple(events), replayed, last, named, history)
+
+
+def fold_on(known: Snapshot, new: Sequence[RecordedEvent]) -> Snapshot | None:
+    """`known` with `new` (the events after it) added, each folded on as the latest fact; None
+    when one of them would not fold last in a replay, and the whole stream must be replayed.
+
+    A fact that sorts after every fact already folded, under its original date and any date a
+    correction gave it, and that no retraction or correction names, is folded last by step 4:
+    `apply` on the state so far gives the replay's state.
+    """
+    if not new:
+        return known
+    deal, last = known.state, known.last_fact
+    for event in new:
+        key = fold_key(event)
+        if (
+            deal is None
+            or event.type in META_TYPES
+            or event.type == "DealOpened"
+            or event.event_id in known.named
+            or (last is not None and key <= last)
+        ):
+            return None
+        deal = apply(deal, event)
+        last = key
+    history = {**known.history, **{event.event_id: event for event in new}}
+    return Snapshot((*known.events, *new), deal, last, known.named, history)
+
+
+def _latest_fact(
+    events: Sequence[RecordedEvent],
+) -> tuple[FoldKey | None, frozenset[UUID], dict[UUID, RecordedEvent]]:
+    """The largest fold key of the facts among `events`, the events the retractions and
+    corrections among them name, and `events` by id.
+
+    A correction may move a fact to another date; the key of the fact at that date counts too,
+    in force or not, so the result is never below the key of any fact a replay folds.
+    """
+    last: FoldKey | None = None
+    named: set[UUID] = set()
+    by_id: dict[UUID, RecordedEvent] = {}
+    for event in events:
+        by_id[event.event_id] = event
+        if event.type not in META_TYPES:
+            key = fold_key(event)
+        else:
+            body, _ = upcast(event.type, event.schema_version, event.data)
+            named.add(UUID(body["event_id"]))
+            target = by_id.get(UUID(body["event_id"]))
+            moved = body.get("occurred") if event.type == "FactCorrected" else None
+            if not moved or target is None or target.type in META_TYPES:
+                continue
+            key = (0 if target.type == "DealOpened" else 1, moved["date"], target.version)
+        if last is None or key > last:
+            last = key
+    return last, frozenset(named), by_id
+
+
 def state(
     deal_id: UUID,
     *,
@@ -124,7 +190,7 @@ def state(
     using: str = DEFAULT_DB_ALIAS,
 ) -> ReplayedState:
     """The deal's state as known at `known_at` about `as_of`. Raises DealNotFound."""
-    events = read_stream(deal_id, using=using)
+    events = _stored_events(deal_id, using)
     if not events:
         raise DealNotFound(deal_id)
     return replay_events(events, as_of=as_of, known_at=known_at, deal_id=deal_id)
@@ -135,10 +201,21 @@ def timeline(deal_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> list[TimelineEn
 
     "State after" is the state once that event (and every earlier one) was recorded.
     """
-    events = read_stream(deal_id, using=using)
+    events = _stored_events(deal_id, using)
     if not events:
         raise DealNotFound(deal_id)
     return timeline_events(events)
+
+
+def _stored_events(deal_id: UUID, using: str) -> list[RecordedEvent]:
+    """The stream's events, reading only those after the ones cached when it is cached
+    (`cache` says why that is safe)."""
+    known = streams.get(deal_id, using=using)
+    if known is not None:
+        rows = read_stream(deal_id, known.version - 1, using=using)
+        if known.continued_by(rows):
+            return [*known.events, *rows[1:]]
+    return read_stream(deal_id, using=using)
 
 
 def timeline_events(events: Iterable[EventLike]) -> list[TimelineEntry]:

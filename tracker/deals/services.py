@@ -45,7 +45,7 @@ from .events import (
 )
 from .models import Organisation
 from .reducer import Deal, apply, changed_fields
-from .replay import fold_key, replay_events
+from .replay import fold_key, fold_on, replay_events, snapshot
 from .signals import events_recorded
 
 
@@ -248,7 +248,7 @@ def _load(deal_id: UUID) -> Snapshot:
     if cached is not None:
         rows = read_stream(deal_id, cached.version - 1)
         if cached.continued_by(rows):
-            known = cached.fold_on(rows[1:]) or _replayed(deal_id, [*cached.events, *rows[1:]])
+            known = fold_on(cached, rows[1:]) or _replayed(deal_id, [*cached.events, *rows[1:]])
             streams.put(deal_id, known)
             return known
     known = _replayed(deal_id, read_stream(deal_id))
@@ -257,7 +257,7 @@ def _load(deal_id: UUID) -> Snapshot:
 
 
 def _replayed(deal_id: UUID, events: Sequence[RecordedEvent]) -> Snapshot:
-    return Snapshot.of(events, replay_events(events, deal_id=deal_id).state if events else None)
+    return snapshot(events, replay_events(events, deal_id=deal_id).state if events else None)
 
 
 def _is_repeat(idempotency_key: str | None) -> bool:
