@@ -10,7 +10,8 @@ as an invalid one and deleted.
 Nothing about a token or its user is cached between requests, so deleting a token, deactivating
 a user or taking a role away takes effect on the next request. On PostgreSQL one query fetches
 the token, its user and the user's role names (the permission checks would otherwise ask for
-the roles in a second query), in SQL written once rather than compiled by the ORM each time.
+the roles in a second query), in SQL written once rather than compiled by the ORM each time,
+and prepared once per database session (tracker.api.prepared).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from knox.crypto import hash_token
 from knox.models import AuthToken
 from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
+
+from .prepared import PreparedStatement
 
 # What `issue_token` makes: 64 lowercase hex characters (knox's default, with no prefix).
 _TOKEN = re.compile(r"[0-9a-f]{64}")
@@ -73,21 +76,25 @@ _TOKEN_FIELDS = [field.attname for field in AuthToken._meta.concrete_fields]
 _USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
 # Written out rather than built by the ORM: compiling the equivalent queryset (select_related
 # plus an ArraySubquery) cost about ten times the query itself on every request.
-_CANDIDATES_SQL = (
-    "SELECT {token}, {user}, ARRAY({roles}) FROM {tokens} t"
-    " JOIN {users} u ON u.{user_pk} = t.{user_fk} WHERE t.{token_key} = %s"
-).format(
-    token=", ".join(f"t.{AuthToken._meta.get_field(name).column}" for name in _TOKEN_FIELDS),
-    user=", ".join(f"u.{User._meta.get_field(name).column}" for name in _USER_FIELDS),
-    roles=(
-        f"SELECT g.name FROM {User.groups.through._meta.db_table} m "
-        f"JOIN {Group._meta.db_table} g ON g.id = m.group_id WHERE m.user_id = t.user_id"
+_CANDIDATES = PreparedStatement(
+    "token_candidates",
+    (
+        "SELECT {token}, {user}, ARRAY({roles}) FROM {tokens} t"
+        " JOIN {users} u ON u.{user_pk} = t.{user_fk} WHERE t.{token_key} = %s"
+    ).format(
+        token=", ".join(f"t.{AuthToken._meta.get_field(name).column}" for name in _TOKEN_FIELDS),
+        user=", ".join(f"u.{User._meta.get_field(name).column}" for name in _USER_FIELDS),
+        roles=(
+            f"SELECT g.name FROM {User.groups.through._meta.db_table} m "
+            f"JOIN {Group._meta.db_table} g ON g.id = m.group_id WHERE m.user_id = t.user_id"
+        ),
+        tokens=AuthToken._meta.db_table,
+        users=User._meta.db_table,
+        user_pk=User._meta.pk.column,
+        user_fk=AuthToken._meta.get_field("user").column,
+        token_key=AuthToken._meta.get_field("token_key").column,
     ),
-    tokens=AuthToken._meta.db_table,
-    users=User._meta.db_table,
-    user_pk=User._meta.pk.column,
-    user_fk=AuthToken._meta.get_field("user").column,
-    token_key=AuthToken._meta.get_field("token_key").column,
+    ["text"],
 )
 
 
@@ -98,7 +105,7 @@ def _candidates_with_roles(token_key: str) -> list[AuthToken]:
     tracker.deals.roles.has_role would otherwise ask for on this request.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_CANDIDATES_SQL, [token_key])
+        _CANDIDATES.execute(cursor, [token_key])
         rows = cursor.fetchall()
     candidates = []
     split = len(_TOKEN_FIELDS)

@@ -38,6 +38,7 @@ from .idempotency import HEADER, idempotency_key
 from .pagination import DealPagination
 from .parsers import BodyRequired
 from .permissions import CanAudit, CanEdit, CanRead
+from .prepared import PreparedStatement
 from .problems import MalformedRequest
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
@@ -178,20 +179,22 @@ class DealDetailView(APIView):
 _DEAL_ID = DealState._meta.get_field("deal")
 # Written out rather than built by the ORM, whose compiling of this one-row read cost more
 # than the query and was the largest part of the view.
-_PROJECTED_STATE_SQL = (
+_PROJECTED_STATE = PreparedStatement(
+    "projected_state",
     "SELECT {version}, {state} FROM {table} WHERE {deal} = %s AND {state} IS NOT NULL".format(
         version=DealState._meta.get_field("version").column,
         state=DealState._meta.get_field("state").column,
         table=DealState._meta.db_table,
         deal=_DEAL_ID.column,
-    )
+    ),
+    ["uuid"],
 )
 
 
 def _projected_state(deal_id: UUID) -> tuple[int, Any] | None:
     """The read model's version and state of the deal, or None if it has no state yet."""
     with connection.cursor() as cursor:
-        cursor.execute(_PROJECTED_STATE_SQL, [_DEAL_ID.get_db_prep_value(deal_id, connection)])
+        _PROJECTED_STATE.execute(cursor, [_DEAL_ID.get_db_prep_value(deal_id, connection)])
         row = cursor.fetchone()
     if row is None:
         return None
