@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
+import orjson
 import pytest
+
+from tracker.api import deal_views
+from tracker.projections.models import DealState
 
 from .conftest import client_for, make_organisation, make_user
 
@@ -123,3 +128,97 @@ def test_an_extreme_but_well_formed_value_is_answered(reader, query):
     response = reader.get(query)
     assert response.status_code == 200, response.content[:500]
     assert isinstance(response.json()["results"], list)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+class TestUnfilteredDealPages:
+    """Without filters, PostgreSQL's pages of deals come from prepared SQL with each state
+    spliced into the answer as compact JSON; they are, byte for byte, the pages the ORM's
+    queryset and the decoded states gave."""
+
+    @pytest.fixture
+    def deals(self, seeded):
+        # Ties (three deals updated at one whole second) make DRF's cursors carry offsets,
+        # and a whole second is written without a fraction.
+        tie = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+        DealState.objects.filter(deal_id__in=[seeded[f"deal{n}"] for n in (1, 2, 3)]).update(
+            updated_at=tie
+        )
+        DealState.objects.filter(deal_id=seeded["deal4"]).update(
+            updated_at=tie + timedelta(microseconds=120)
+        )
+        return seeded
+
+    @pytest.fixture
+    def orm(self, monkeypatch):
+        """Serve the list as before: the queryset, and every state decoded then rendered."""
+
+        def decoded(texts, request):
+            return [orjson.loads(text) for text in texts]
+
+        def read_by_orm():
+            monkeypatch.setattr(deal_views, "names_a_filter", lambda request, filterset: True)
+            monkeypatch.setattr(deal_views, "json_values", decoded)
+
+        return read_by_orm
+
+    def walk(self, client, url: str) -> list[bytes]:
+        """Every page from `url` following `next` to the end, then from there `previous`."""
+        bodies = []
+        for link in ("next", "previous"):
+            while url:
+                response = client.get(url)
+                assert response.status_code == 200, response.content[:500]
+                bodies.append(response.content)
+                following = json.loads(response.content)[link]
+                if following is None:
+                    break
+                url = following
+        return bodies
+
+    @pytest.mark.parametrize("limit", [1, 2, 3, 50])
+    def test_every_page_both_ways_is_the_querysets(self, deals, orm, limit):
+        client = client_for(make_user("rita", "reader"))
+        fast = self.walk(client, f"/api/v1/deals/?limit={limit}")
+        orm()
+        assert self.walk(client, f"/api/v1/deals/?limit={limit}") == fast
+        # Forwards and back again: the last page is read once each way.
+        assert len(fast) == 2 * -(-5 // limit)
+
+    @pytest.mark.parametrize(
+        "tokens",
+        [
+            {"o": "2"},
+            {"o": "1", "r": "1"},
+            {"o": "3", "r": "1", "p": "2025-03-01 12:00:00+00:00"},
+            {"p": "2025-03-01 12:00:00.000120+00:00"},
+            {"p": "2025-03-01 12:00:00+00:00", "r": "1"},
+            {"p": "2025-03-01T13:00:00+01:00", "o": "1"},
+            {"p": "1999-01-01T00:00:00Z"},
+        ],
+    )
+    def test_a_cursor_reads_the_page_the_queryset_read(self, deals, orm, tokens):
+        client = client_for(make_user("rita", "reader"))
+        url = "/api/v1/deals/?limit=2&cursor=" + cursor(**tokens)
+        fast = client.get(url)
+        orm()
+        slow = client.get(url)
+        assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
+        assert fast.status_code == 200
+
+    def test_the_spliced_page_is_the_json_of_the_projection(self, deals):
+        client = client_for(make_user("rita", "reader"))
+        body = json.loads(client.get("/api/v1/deals/").content)
+        stored = {str(row.deal_id): row.state for row in DealState.objects.all()}
+        assert {deal["id"]: deal for deal in body["results"]} == stored
+
+    def test_the_browsable_api_and_indented_json_show_the_same_page(self, deals):
+        client = client_for(make_user("rita", "reader"))
+        compact = json.loads(client.get("/api/v1/deals/").content)
+        indented = client.get("/api/v1/deals/", HTTP_ACCEPT="application/json; indent=2")
+        assert indented.content.startswith(b'{\n  "next"')
+        assert json.loads(indented.content) == compact
+        html = client.get("/api/v1/deals/", HTTP_ACCEPT="text/html")
+        assert html.status_code == 200
+        assert compact["results"][0]["id"].encode() in html.content

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
+from types import SimpleNamespace
 
+import orjson
 import pytest
 from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ErrorDetail
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
-from tracker.api.renderers import FastJSONRenderer
+from tracker.api.renderers import FastJSONRenderer, json_values
 
 VALUES = {
     "time": datetime.datetime(2025, 7, 2, 9, 14, 3, 120456, tzinfo=datetime.UTC),
@@ -46,3 +48,28 @@ def test_indented_answers_are_drf_s():
 def test_what_drf_refuses_is_refused():
     with pytest.raises(TypeError):
         FastJSONRenderer().render({"x": object()})
+
+
+# As PostgreSQL writes jsonb as text: a space after each separator, and separators in strings.
+STORED = (
+    '{"id": "a1", "text": "a, b: c \\" \\\\ \\u001f \u2028 TUSAŞ", '
+    '"n": [1, -2.5, null, true], "e": {}}'
+)
+
+
+def accepting(media_type: str) -> SimpleNamespace:
+    """A request as json_values sees it after DRF's content negotiation."""
+    renderer = FastJSONRenderer() if "json" in media_type else BrowsableAPIRenderer()
+    return SimpleNamespace(accepted_renderer=renderer, accepted_media_type=media_type)
+
+
+def test_spliced_json_texts_render_as_their_decoded_values():
+    request = accepting("application/json")
+    spliced = {"results": json_values([STORED, STORED.encode()], request)}
+    decoded = {"results": [orjson.loads(STORED)] * 2}
+    assert FastJSONRenderer().render(spliced) == JSONRenderer().render(decoded)
+
+
+@pytest.mark.parametrize("media_type", ["application/json; indent=2", "text/html"])
+def test_json_texts_are_decoded_for_drf_s_renderers(media_type):
+    assert json_values([STORED], accepting(media_type)) == [orjson.loads(STORED)]

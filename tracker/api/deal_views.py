@@ -15,7 +15,7 @@ from uuid import UUID
 
 import orjson
 from django.db import connection
-from django.db.models import TextField
+from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics
@@ -33,13 +33,14 @@ from tracker.eventstore.store import read_stream, stream_version
 from tracker.projections.dispatch import heal_if_embedded
 from tracker.projections.models import DealState
 
-from .filters import DealFilter, ProblemFilterBackend
+from .filters import DealFilter, ProblemFilterBackend, names_a_filter
 from .idempotency import HEADER, idempotency_key
-from .pagination import DealPagination
+from .pagination import DealPagination, ProjectedStates
 from .parsers import BodyRequired
 from .permissions import CanAudit, CanEdit, CanRead
 from .prepared import PreparedStatement
 from .problems import MalformedRequest
+from .renderers import json_values
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
     AppendedSerializer,
@@ -119,13 +120,17 @@ class DealListView(BodyRequired, generics.ListAPIView):
     )
     def get(self, request: Request) -> Response:
         heal_if_embedded()
-        queryset = self.filter_queryset(self.get_queryset())
-        # Rows as dicts (the cursor reads `updated_at` from them), the state as text decoded by
-        # orjson: model instances and the JSON field's json.loads cost more than the query.
-        rows = queryset.values("deal_id", "updated_at", state_text=Cast("state", TextField()))
-        page = self.paginate_queryset(rows)
+        rows: ProjectedStates | QuerySet
+        if connection.vendor == "postgresql" and not names_a_filter(request, DealFilter):
+            rows = ProjectedStates()
+        else:
+            # The state as text, decoded by orjson: model instances and the JSON field's
+            # json.loads cost more than the query.
+            queryset = self.filter_queryset(self.get_queryset())
+            rows = queryset.values_list("updated_at", Cast("state", TextField()))
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
         assert page is not None
-        return self.get_paginated_response([orjson.loads(row["state_text"]) for row in page])
+        return self.get_paginated_response(json_values((row[1] for row in page), request))
 
     @extend_schema(
         operation_id="deals_open",

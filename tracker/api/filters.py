@@ -35,7 +35,7 @@ class ProblemFilterBackend(filters.DjangoFilterBackend):
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
         filterset_class = self.get_filterset_class(view, queryset)
-        if filterset_class is None or not _names_a_filter(request, filterset_class):
+        if filterset_class is None or not names_a_filter(request, filterset_class):
             return queryset
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
@@ -46,7 +46,8 @@ class ProblemFilterBackend(filters.DjangoFilterBackend):
         return filterset.qs
 
 
-def _names_a_filter(request: Request, filterset_class: type[filters.FilterSet]) -> bool:
+def names_a_filter(request: Request, filterset_class: type[filters.FilterSet]) -> bool:
+    """Whether a query parameter names one of the FilterSet's filters."""
     # By prefix: a filter with several form fields reads `<name>_min`, `<name>_after`, ...
     names = tuple(filterset_class.base_filters)
     return any(param.startswith(names) for param in request.query_params)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Any
 
+from django.db import connection
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
+from tracker.projections.models import DealState
+
+from .prepared import PreparedStatement
 from .problems import MalformedRequest
 
 MAX_PAGE_SIZE = 200
@@ -74,8 +79,18 @@ class ApiCursorPagination(CursorPagination):
 
 
 class DealPagination(ApiCursorPagination):
+    """Pages of `(updated_at, state as JSON text)` rows, from a queryset or a ProjectedStates."""
+
     # The newest first; the deal id breaks ties between deals updated at the same instant.
     ordering = ("-updated_at", "deal_id")
+
+    def _get_position_from_instance(self, instance: Any, ordering: tuple[str, ...]) -> str:
+        updated_at = instance[0]
+        if isinstance(updated_at, str):
+            # PostgreSQL's text of a timestamptz (ProjectedStates): the position is what DRF
+            # writes from the datetime the ORM would have read, str() of it in UTC.
+            updated_at = datetime.fromisoformat(updated_at).astimezone(UTC)
+        return str(updated_at)
 
     def clean_position(self, position: str) -> str | None:
         """`updated_at` in UTC, written as DRF writes the positions it issues (`str()`).
@@ -97,3 +112,72 @@ class DealPagination(ApiCursorPagination):
 
 class OrganisationPagination(ApiCursorPagination):
     ordering = ("name", "id")
+
+
+def _page_statement(reverse: bool, comparison: str | None) -> PreparedStatement:
+    table = DealState._meta.db_table
+    updated_at, state, deal = (
+        f"{table}.{DealState._meta.get_field(name).column}"
+        for name in ("updated_at", "state", "deal")
+    )
+    bound = f" AND {updated_at} {comparison} %s" if comparison else ""
+    newest, ties = ("ASC", "DESC") if reverse else ("DESC", "ASC")
+    # Qualified names throughout: a bare `updated_at` in ORDER BY would be the text column of
+    # the same name, sorted as text, without the index.
+    return PreparedStatement(
+        f"deal_page_{'back' if reverse else 'forth'}{'_from' if comparison else ''}",
+        f"SELECT {updated_at}::text, {state}::text FROM {table}"
+        f" WHERE {state} IS NOT NULL{bound}"
+        f" ORDER BY {updated_at} {newest}, {deal} {ties} LIMIT %s OFFSET %s",
+        [*(["timestamptz"] if comparison else []), "bigint", "bigint"],
+    )
+
+
+# DRF's CursorPagination reads forwards from a position with `__lt` (the newest first), and
+# backwards (the `previous` link) in the reverse order from one with `__gt`.
+_FORWARD = DealPagination.ordering
+_BACKWARD = tuple(name[1:] if name[0] == "-" else f"-{name}" for name in _FORWARD)
+_PAGE_STATEMENTS = {
+    (False, None): _page_statement(False, None),
+    (False, "updated_at__lt"): _page_statement(False, "<"),
+    (True, None): _page_statement(True, None),
+    (True, "updated_at__gt"): _page_statement(True, ">"),
+}
+
+
+class ProjectedStates:
+    """Every projected deal state, read by DealPagination in SQL prepared once (PostgreSQL).
+
+    Stands in for `DealState.objects.filter(state__isnull=False).values_list("updated_at",
+    Cast("state", TextField()))` where DRF's CursorPagination uses it: one `order_by` (its
+    ordering or the reverse), at most one filter on the position, one slice. Compiling that
+    queryset cost more than running it, and reading `updated_at` as datetimes cost more than
+    the few positions the page needs. Rows are `(updated_at, state)`, both as PostgreSQL's
+    text.
+    """
+
+    def __init__(self, reverse: bool = False, bound: tuple[str, str] | None = None) -> None:
+        self._reverse = reverse
+        self._bound = bound
+
+    def order_by(self, *ordering: str) -> ProjectedStates:
+        if ordering not in (_FORWARD, _BACKWARD):
+            raise ValueError(f"not an ordering of DealPagination: {ordering}")
+        return ProjectedStates(ordering == _BACKWARD, self._bound)
+
+    def filter(self, **lookup: str) -> ProjectedStates:
+        ((name, position),) = lookup.items()
+        if (self._reverse, name) not in _PAGE_STATEMENTS:
+            raise ValueError(f"not a position filter of DealPagination: {name}")
+        return ProjectedStates(self._reverse, (name, position))
+
+    def __getitem__(self, rows: slice) -> list[tuple[str, str]]:
+        if rows.step is not None or rows.start is None or rows.stop is None:
+            raise ValueError("only a slice with a start and a stop")
+        name, position = self._bound or (None, None)
+        params: list[Any] = [] if position is None else [position]
+        with connection.cursor() as cursor:
+            _PAGE_STATEMENTS[(self._reverse, name)].execute(
+                cursor, [*params, rows.stop - rows.start, rows.start]
+            )
+            return cursor.fetchall()
