@@ -108,17 +108,6 @@ class StreamCache:
                 _, evicted = self._entries.popitem(last=False)
                 self._events -= len(evicted.events)
 
-    def discard(self, stream_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> None:
-        with self._lock:
-            old = self._entries.pop((using, stream_id), None)
-            if old is not None:
-                self._events -= len(old.events)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._events = 0
-
     @property
     def size(self) -> tuple[int, int]:
         """(streams, events) held."""
