@@ -4,11 +4,17 @@ Run against PostgreSQL and Redis: `scripts/with-services.sh .venv/bin/python -m 
 (`make bench` does). The baseline, measured in the same run, is the same fold done in-process:
 every event read through the store's feed (`read_all`, FEED_PAGE at a time), grouped by deal and
 replayed with the same reducer, with nothing written. Workers add what a real deployment pays:
-the broker, a task per deal, locking the read-model row and writing it.
+the broker, the tasks, locking the read-model rows and writing them. The sweep starts the
+catching up, as after a restore or a broker outage: it sends `project_behind` tasks, each of
+which projects batches of deals until none is left.
+
+Commit to visible: 1 and then 8 writer processes append notes to their own deals, each timing
+from its commit until the read model shows the note, with one worker projecting.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -20,9 +26,13 @@ from pathlib import Path
 from bench.common import emit, figure, latency_ms, log, median, setup_django
 
 ROOT = Path(__file__).resolve().parents[1]
-DEALS = int(os.environ.get("BENCH_DEALS", "200"))
+DEALS = int(os.environ.get("BENCH_DEALS", "1000"))
 EVENTS_PER_DEAL = int(os.environ.get("BENCH_EVENTS_PER_DEAL", "10"))
 LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "100"))
+"""Appends timed per writer."""
+POLL_S = 0.002
+LAG_POLL_S = 0.01
+"""The lag query reads every stream: polled less often, so it takes little from the workers."""
 ROUNDS = 3
 FEED_PAGE = 10_000
 
@@ -128,45 +138,83 @@ def project_with_workers(count: int) -> float:
     from tracker.projections import projector
     from tracker.projections.tasks import sweep_projections
 
-    projector.reset()
     workers = start_workers(count)
     try:
+        # Once the workers are up and idle, so that every event is projected inside the timing.
+        purge_queue()
+        projector.reset()
         started = time.perf_counter()
         sweep_projections.delay()
         while projector.projection_lag() > 0:
-            time.sleep(0.02)
+            time.sleep(LAG_POLL_S)
         return time.perf_counter() - started
     finally:
         stop_workers(workers)
+        purge_queue()  # the sweep's spare `project_behind` tasks, if a worker left some
 
 
-def commit_to_visible() -> list[float]:
+def purge_queue() -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+
+
+def commit_to_visible(writers: int) -> list[float]:
+    """`writers` processes at once, each appending a note to its own deals one after another
+    and timing from its commit until the deal's read model shows it (polled every POLL_S)."""
+    from django.db import connections
+
+    from tracker.projections.models import DealState
+
+    deals = list(DealState.objects.values_list("deal_id", "version")[: LATENCY_SAMPLES * writers])
+    shares = [deals[n::writers] for n in range(writers)]
+    workers = start_workers(1)
+    connections.close_all()  # each writer process opens its own connection
+    try:
+        context = multiprocessing.get_context("fork")
+        barrier = context.Barrier(writers)
+        with context.Pool(writers, initializer=_writer_ready, initargs=(barrier,)) as pool:
+            per_writer = pool.map(_append_and_wait, shares)
+        return [sample for samples in per_writer for sample in samples]
+    finally:
+        stop_workers(workers)
+
+
+_barrier = None
+
+
+def _writer_ready(barrier: object) -> None:
+    global _barrier
+    _barrier = barrier
+
+
+def _append_and_wait(deals: list[tuple[object, int]]) -> list[float]:
+    from django.db import connections
+
     from tracker.deals import services
     from tracker.projections.models import DealState
 
-    workers = start_workers(1)
-    try:
-        deal_ids = list(DealState.objects.values_list("deal_id", "version")[:LATENCY_SAMPLES])
-        samples = []
-        for deal_id, version in deal_ids:
-            appended = services.record_event(
-                deal_id=deal_id,
-                event_type="NoteAdded",
-                data={"text": "latency"},
-                occurred={"date": "2025-06-01", "precision": "month"},
-                source={"title": "Bench", "publisher": "unknown"},
-                expected_version=version,
-                actor="bench",
-            )
-            started = time.perf_counter()  # committed: record_event's transaction has ended
-            while not DealState.objects.filter(
-                deal_id=deal_id, version__gte=appended.version
-            ).exists():
-                time.sleep(0.001)
-            samples.append(time.perf_counter() - started)
-        return samples
-    finally:
-        stop_workers(workers)
+    connections.close_all()
+    _barrier.wait(60)  # the writers start together, so their appends overlap
+    samples = []
+    for deal_id, version in deals:
+        appended = services.record_event(
+            deal_id=deal_id,
+            event_type="NoteAdded",
+            data={"text": "latency"},
+            occurred={"date": "2025-06-01", "precision": "month"},
+            source={"title": "Bench", "publisher": "unknown"},
+            expected_version=version,
+            actor="bench",
+        )
+        started = time.perf_counter()  # committed: record_event's transaction has ended
+        while not DealState.objects.filter(deal_id=deal_id, version__gte=appended.version).exists():
+            if time.perf_counter() - started > 60:
+                raise TimeoutError(f"deal {deal_id} not projected in 60 s")
+            time.sleep(POLL_S)
+        samples.append(time.perf_counter() - started)
+    return samples
 
 
 def main() -> None:
@@ -174,10 +222,7 @@ def main() -> None:
     if not os.environ["CELERY_BROKER_URL"]:
         sys.exit("bench.projection needs CELERY_BROKER_URL (Redis): run it through make bench")
     setup_django()
-    from config.celery import app
-
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("celery")
+    purge_queue()
     log(f"making {DEALS} deals of {EVENTS_PER_DEAL} events")
     total = make_deals()
     baseline = [fold_in_process() for _ in range(ROUNDS)]
@@ -199,17 +244,21 @@ def main() -> None:
                 rounds=ROUNDS,
             )
         )
-    samples = commit_to_visible()
-    figures.append(
-        {
-            "figure": "commit_to_visible",
-            "clients": 1,
-            **latency_ms(samples),
-            "samples": len(samples),
-            # What the same work costs in-process: one deal's events replayed, per deal.
-            "baseline_ms_per_deal": round(median(baseline) / DEALS * 1000, 3),
-        }
-    )
+    for writers in (1, 8):
+        samples = commit_to_visible(writers)
+        log(f"commit to visible, {writers} writer(s): {latency_ms(samples)}")
+        figures.append(
+            {
+                "figure": "commit_to_visible",
+                "clients": writers,
+                **latency_ms(samples),
+                "samples": len(samples),
+                "poll_ms": POLL_S * 1000,
+                "workers": 1,
+                # What the same work costs in-process: one deal's events replayed, per deal.
+                "baseline_ms_per_deal": round(median(baseline) / DEALS * 1000, 3),
+            }
+        )
     emit("projection", figures)
 
 

@@ -31,7 +31,11 @@ def _task_started(task_id: str, **kwargs: Any) -> None:
 def _task_finished(task_id: str, task: Any, args: tuple, state: str, **kwargs: Any) -> None:
     """One record per task run, as the access log has one per request."""
     started = _started.pop(task_id, None)
-    deal_id = args[0] if task.name.endswith(".project_deal") and args else None
+    deal_id = None
+    if args and task.name.endswith(".project_deal"):
+        deal_id = args[0]
+    elif args and task.name.endswith(".project_deals") and len(args[0]) == 1:
+        deal_id = args[0][0]
     task_log.info(
         "%s %s",
         task.name,

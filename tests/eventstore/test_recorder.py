@@ -25,6 +25,7 @@ from tracker.eventstore.store import (
     append,
     read_all,
     read_stream,
+    read_streams,
     stream_version,
     verify_stream,
 )
@@ -42,6 +43,21 @@ class RecorderContract:
 
     def append(self, *args, **kwargs):
         return append(*args, using=self.alias, **kwargs)
+
+    def test_reads_many_streams_in_one_call_grouped_in_version_order(self):
+        first, second, absent = uuid4(), uuid4(), uuid4()
+        self.append(first, [event(), event()], 0)
+        self.append(second, [event()], 0)
+        self.append(first, [event()], 2)
+
+        grouped = read_streams([second, absent, first], using=self.alias)
+
+        assert list(grouped) == [second, absent, first]
+        assert [e.version for e in grouped[first]] == [1, 2, 3]
+        assert grouped[first] == read_stream(first, using=self.alias)
+        assert grouped[second] == read_stream(second, using=self.alias)
+        assert grouped[absent] == []
+        assert read_streams([], using=self.alias) == {}
 
     def test_appends_events_with_consecutive_versions(self):
         stream = uuid4()

@@ -26,8 +26,9 @@ from tracker.deals.signals import events_recorded
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "celery"
-RECEIVED = re.compile(r"Task tracker\.projections\.tasks\.project_deal\[[^\]]+\] received")
-RAN = re.compile(r"tracker\.tasks \[[^\]]*\] tracker\.projections\.tasks\.project_deal [A-Z]+")
+PROJECTING = r"tracker\.projections\.tasks\.project_(?:deals?|behind)"
+RECEIVED = re.compile(rf"Task {PROJECTING}\[[^\]]+\] received")
+RAN = re.compile(rf"tracker\.tasks \[[^\]]*\] {PROJECTING} [A-Z]+")
 
 
 class WorkerProcess:
@@ -114,7 +115,7 @@ class WorkerProcess:
                 self.kill()
 
     def wait_until_idle(self, timeout: float = 90) -> None:
-        """Wait until every `project_deal` this worker received has run (or been retried)."""
+        """Wait until every projection task this worker received has run (or been retried)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             log = self.log()

@@ -3,17 +3,24 @@ embedded mode heals the read model that fell behind at the next read."""
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import transaction
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
+from tracker.deals.signals import events_recorded
 from tracker.eventstore.store import read_stream
 from tracker.projections import dispatch
 from tracker.projections.models import DealState
 
 from .builders import OCCURRED, SOURCE, deal_with_events, make_organisations, read_models_missing
+from .conftest import QUEUE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,3 +97,53 @@ def test_healing_is_only_for_the_embedded_mode(settings, monkeypatch: pytest.Mon
     dispatch.heal_if_embedded(deal)
 
     assert DealState.objects.get(deal_id=deal).version == version - 1
+
+
+@pytest.mark.redis
+def test_deals_committed_while_the_publisher_is_busy_go_out_together_once_each(
+    dispatch_to_broker: None,
+):
+    deals = [uuid4() for _ in range(20)]
+    gate = threading.Event()
+    # The publisher is one thread: a job waiting on the gate keeps it busy, as a slow broker
+    # round trip would.
+    blocker = dispatch._publisher.submit(gate.wait, 30)
+    for _ in range(2):
+        for deal in deals:
+            with transaction.atomic():
+                events_recorded.send(sender=None, deal_id=deal, version=1, events=[])
+    gate.set()
+    blocker.result()
+    dispatch._publisher.submit(lambda: None).result()  # everything queued has been published
+
+    with celery_app.connection_for_write() as conn:
+        messages = []
+        while (message := conn.default_channel.basic_get(QUEUE, no_ack=True)) is not None:
+            messages.append((message.headers["task"], message.decode()[0]))
+
+    assert messages == [
+        ("tracker.projections.tasks.project_deals", [sorted(str(deal) for deal in deals)])
+    ]
+
+
+@pytest.mark.redis
+def test_a_forked_child_publishes_its_own_dispatches(dispatch_to_broker: None):
+    # The fixture has published from this process, so its publisher thread is running: the
+    # state a gunicorn or Celery parent hands to the children it forks.
+    deal = str(uuid4())
+    child = os.fork()
+    if child == 0:  # the child touches neither the database nor pytest, and exits hard
+        code = 1
+        try:
+            dispatch.dispatch(deal)
+            dispatch._publisher.submit(lambda: None).result(timeout=20)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    with celery_app.connection_for_write() as conn:
+        message = conn.default_channel.basic_get(QUEUE, no_ack=True)
+    assert message is not None
+    assert message.decode()[0] == [[deal]]

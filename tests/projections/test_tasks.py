@@ -1,5 +1,6 @@
-"""`project_deal` retries a deal another worker holds and a database error (Celery's
-`autoretry_for` with backoff), a bounded number of times, in-process and on a real worker."""
+"""`project_deals` retries the deals another worker holds and a database error (Celery's
+`autoretry_for` with backoff), a bounded number of times, in-process and on a real worker;
+`project_behind` and the sweep catch up every deal that is behind, in batches."""
 
 from __future__ import annotations
 
@@ -16,9 +17,15 @@ from django.db import ProgrammingError, connection
 
 from tracker.deals.replay import state as replay_state
 from tracker.eventstore.models import Stream
+from tracker.projections import projector
 from tracker.projections.models import DealState
-from tracker.projections.tasks import MAX_RETRIES
-from tracker.projections.tasks import project_deal as project_deal_task
+from tracker.projections.tasks import (
+    MAX_RETRIES,
+    project_behind,
+    project_deal,
+    project_deals,
+    sweep_projections,
+)
 
 from .builders import deal_with_events, make_organisations, read_models_missing
 from .conftest import WorkerProcess
@@ -26,7 +33,7 @@ from .conftest import WorkerProcess
 pytestmark = pytest.mark.django_db(transaction=True)
 TABLE = DealState._meta.db_table
 # The line config/celery.py logs after each run of a task.
-RETRIED = re.compile(r"tracker\.projections\.tasks\.project_deal RETRY")
+RETRIED = re.compile(r"tracker\.projections\.tasks\.project_deals RETRY")
 
 
 @contextlib.contextmanager
@@ -89,10 +96,10 @@ class TestInProcess:
         deal_id, _ = deal_with_events(make_organisations(), notes=2)
         put_behind(deal_id)
 
-        first = project_deal_task.apply(args=[str(deal_id)])
-        second = project_deal_task.apply(args=[str(deal_id)])
+        first = project_deals.apply(args=[[str(deal_id)]])
+        second = project_deals.apply(args=[[str(deal_id)]])
 
-        assert (first.get(), second.get()) == ("projected", "current")
+        assert (first.get(), second.get()) == ({"projected": 1}, {"current": 1})
         assert_projected(deal_id)
 
     @pytest.mark.parametrize("retries", range(MAX_RETRIES))
@@ -101,11 +108,11 @@ class TestInProcess:
         put_behind(deal_id)
 
         with read_models_missing(), pytest.raises(Retry) as retry:
-            project_deal_task.apply(args=[str(deal_id)], retries=retries)
+            project_deals.apply(args=[[str(deal_id)]], retries=retries)
 
         assert isinstance(retry.value.exc, ProgrammingError)
         assert 0 <= retry.value.when <= 2**retries
-        assert project_deal_task.apply(args=[str(deal_id)]).get() == "projected"
+        assert project_deals.apply(args=[[str(deal_id)]]).get() == {"projected": 1}
         assert_projected(deal_id)
 
     def test_the_waits_after_database_errors_are_spread_by_jitter(self):
@@ -115,7 +122,7 @@ class TestInProcess:
         with read_models_missing():
             for _ in range(30):
                 with pytest.raises(Retry) as retry:
-                    project_deal_task.apply(args=[str(deal_id)], retries=3)
+                    project_deals.apply(args=[[str(deal_id)]], retries=3)
                 waits.append(retry.value.when)
 
         assert all(0 <= wait <= 8 for wait in waits), waits
@@ -126,7 +133,7 @@ class TestInProcess:
         put_behind(deal_id)
 
         with read_models_missing(), pytest.raises(ProgrammingError, match="does not exist"):
-            project_deal_task.apply(args=[str(deal_id)], retries=MAX_RETRIES)
+            project_deals.apply(args=[[str(deal_id)]], retries=MAX_RETRIES)
 
     @pytest.mark.postgres
     def test_a_deal_another_worker_holds_is_retried_not_failed(self):
@@ -135,17 +142,68 @@ class TestInProcess:
 
         with row_held(deal_id):
             with pytest.raises(Retry) as first:
-                project_deal_task.apply(args=[str(deal_id)])
+                project_deals.apply(args=[[str(deal_id)]])
             with pytest.raises(Retry) as third:
-                project_deal_task.apply(args=[str(deal_id)], retries=2)
+                project_deals.apply(args=[[str(deal_id)]], retries=2)
             with pytest.raises(MaxRetriesExceededError):
-                project_deal_task.apply(args=[str(deal_id)], retries=MAX_RETRIES)
+                project_deals.apply(args=[[str(deal_id)]], retries=MAX_RETRIES)
 
         assert (first.value.exc, first.value.when) == (None, pytest.approx(0.2))
         assert (third.value.exc, third.value.when) == (None, pytest.approx(0.6))
         assert DealState.objects.get(deal_id=deal_id).version == 0
-        assert project_deal_task.apply(args=[str(deal_id)]).get() == "projected"
+        assert project_deals.apply(args=[[str(deal_id)]]).get() == {"projected": 1}
         assert_projected(deal_id)
+
+    @pytest.mark.postgres
+    def test_a_batch_projects_the_free_deals_and_retries_only_the_held_one(self):
+        orgs = make_organisations()
+        free, held = (deal_with_events(orgs, notes=1)[0] for _ in range(2))
+        put_behind(free)
+        put_behind(held)
+
+        with row_held(held), pytest.raises(Retry) as retry:
+            project_deals.apply(args=[[str(free), str(held)]])
+
+        assert retry.value.sig.args == ([str(held)],)
+        assert_projected(free)
+        assert DealState.objects.get(deal_id=held).version == 0
+
+    def test_the_old_one_deal_task_still_projects(self):
+        deal_id, _ = deal_with_events(make_organisations(), notes=1)
+        put_behind(deal_id)
+        assert project_deal.apply(args=[str(deal_id)]).get() == "projected"
+        assert_projected(deal_id)
+
+
+class TestCatchingUp:
+    @pytest.mark.postgres
+    def test_project_behind_skips_the_deals_another_worker_holds(self, monkeypatch):
+        monkeypatch.setattr(projector, "BATCH", 2)
+        orgs = make_organisations()
+        deals = [deal_with_events(orgs, notes=1)[0] for _ in range(5)]
+        for deal_id in deals:
+            put_behind(deal_id)
+
+        with row_held(deals[0]):
+            assert project_behind.apply().get() == 4
+            assert DealState.objects.get(deal_id=deals[0]).version == 0
+
+        assert project_behind.apply().get() == 1
+        for deal_id in deals:
+            assert_projected(deal_id)
+
+    def test_the_sweep_catches_up_every_deal_that_is_behind(self, monkeypatch):
+        monkeypatch.setattr(projector, "BATCH", 2)
+        orgs = make_organisations()
+        deals = [deal_with_events(orgs, notes=1)[0] for _ in range(5)]
+        for deal_id in deals:
+            put_behind(deal_id)
+
+        assert sweep_projections.apply().get() == 5
+
+        for deal_id in deals:
+            assert_projected(deal_id)
+        assert projector.projection_lag() == 0
 
 
 @pytest.mark.postgres

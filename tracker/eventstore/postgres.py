@@ -206,5 +206,13 @@ class PostgresRecorder(Recorder):
         with self.connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 
+    def select_streams(self, ids: list[Any]) -> tuple[str, list[Any]]:
+        # One array parameter: one prepared statement whatever the number of streams.
+        return (
+            f"SELECT {COLUMNS} FROM {EVENT_TABLE} WHERE stream_id = ANY(%s) "
+            "ORDER BY stream_id, version",
+            [ids],
+        )
+
     def id_param(self, value: UUID) -> UUID:
         return value

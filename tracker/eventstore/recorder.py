@@ -265,6 +265,24 @@ class Recorder(ABC):
             return self._fetch_events(self.select_events, params)
         return self._fetch_events(self.select_some_events, [*params, limit])
 
+    def read_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[RecordedEvent]]:
+        """Every event of these streams in one query, grouped by stream in version order; a
+        stream with no events maps to an empty list."""
+        grouped: dict[UUID, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
+        if grouped:
+            sql, params = self.select_streams([self.id_param(i) for i in grouped])
+            for event in self._fetch_events(sql, params):
+                grouped[event.stream_id].append(event)
+        return grouped
+
+    def select_streams(self, ids: list[Any]) -> tuple[str, list[Any]]:
+        placeholders = ", ".join(["%s"] * len(ids))
+        return (
+            f"SELECT {COLUMNS} FROM {EVENT_TABLE} WHERE stream_id IN ({placeholders}) "
+            "ORDER BY stream_id, version",
+            ids,
+        )
+
     def read_all(self, after: str | None = None, limit: int = 1000) -> FeedPage:
         """Every stream's events in commit order, after the cursor `after` (None: from the start).
 

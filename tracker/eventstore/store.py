@@ -32,6 +32,7 @@ __all__ = [
     "iter_stream_ids",
     "read_all",
     "read_stream",
+    "read_streams",
     "recorder",
     "stream_head",
     "stream_version",
@@ -85,6 +86,14 @@ def read_stream(
 ) -> list[RecordedEvent]:
     """The stream's events with version > after_version, in version order."""
     return recorder(using).read_stream(stream_id, after_version, limit=limit)
+
+
+def read_streams(
+    stream_ids: Sequence[UUID], *, using: str = DEFAULT_DB_ALIAS
+) -> dict[UUID, list[RecordedEvent]]:
+    """Every event of these streams, in one query: {stream id: its events in version order}.
+    A stream that does not exist maps to an empty list."""
+    return recorder(using).read_streams(stream_ids)
 
 
 def read_all(

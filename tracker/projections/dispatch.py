@@ -1,16 +1,21 @@
-"""Sends `project_deal` after each committed append; the deals app stays free of Celery.
+"""Sends `project_deals` after committed appends; the deals app stays free of Celery.
 
 Publishing happens off the request thread: an append has committed and is safe whatever the
 broker does, and a broker that is down must not make writers wait (a refused connection costs
-the Redis client several seconds of retries). A dispatch lost that way, or to a crash, is
-healed by the sweep within `PROJECTION_SWEEP_SECONDS`. After a failure, publishing pauses for
-a few seconds rather than queueing attempts that would fail the same way.
+the Redis client several seconds of retries). Dispatches coalesce: the deals committed while
+the publisher is busy go out as one task, so a burst of appends costs a few broker round trips
+and projection transactions, not one each, and a deal appended to twice is projected once.
+
+A dispatch lost to a broker that is down, or to a crash, is healed by the sweep within
+`PROJECTION_SWEEP_SECONDS`. After a failure, publishing pauses for a few seconds rather than
+queueing attempts that would fail the same way.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +33,21 @@ _HEAL_BATCH = 100
 _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-dispatch")
 _paused_until = 0.0
 _lock = threading.Lock()
+_pending: set[str] = set()
+"""Deals committed but not yet published; guarded by `_lock`."""
+
+
+def _start_afresh() -> None:
+    """In a forked child: the parent's publisher thread does not exist there, and a pool that
+    believes it does would queue every dispatch forever (gunicorn and Celery both fork)."""
+    global _publisher, _lock, _paused_until
+    _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-dispatch")
+    _lock = threading.Lock()
+    _pending.clear()
+    _paused_until = 0.0
+
+
+os.register_at_fork(after_in_child=_start_afresh)
 
 
 def dispatch_after_commit(sender: Any, *, deal_id: UUID, **kwargs: Any) -> None:
@@ -47,16 +67,20 @@ def dispatch_after_commit(sender: Any, *, deal_id: UUID, **kwargs: Any) -> None:
 
 
 def dispatch(deal_id: str) -> None:
-    from .tasks import project_deal as project_deal_task
-
     if _embedded():
         # Embedded mode: project now, so the next read sees the append.
         _project_in_process([UUID(deal_id)])
         return
     if time.monotonic() < _paused_until:
         return
-    # The copied context carries the request id into the task's logs.
-    _publisher.submit(contextvars.copy_context().run, _publish, project_deal_task, deal_id)
+    with _lock:
+        # Only the first deal of a batch submits: the publish it queued takes every deal
+        # added until it runs.
+        first = not _pending
+        _pending.add(deal_id)
+    if first:
+        # The copied context carries the first request's id into the task's logs.
+        _publisher.submit(contextvars.copy_context().run, _publish_pending)
 
 
 def heal_if_embedded(deal_id: UUID | None = None) -> None:
@@ -79,35 +103,39 @@ def heal_if_embedded(deal_id: UUID | None = None) -> None:
 def _project_in_process(deal_ids: list[UUID]) -> None:
     """Project in the calling process. Runs after a commit, so nothing here may fail the
     request that committed: an error is logged and left to the next read's healing."""
-    for deal_id in deal_ids:
-        try:
-            projector.project_deal(deal_id, wait=True)
-        except Exception:
-            log.warning(
-                "projection of deal %s failed; the next read retries it",
-                deal_id,
-                exc_info=True,
-                extra={"deal_id": str(deal_id)},
-            )
+    try:
+        projector.project_deals(deal_ids, wait=True)
+    except Exception:
+        log.warning(
+            "projection of %s failed; the next read retries it",
+            ", ".join(map(str, deal_ids)),
+            exc_info=True,
+            extra={"deal_id": str(deal_ids[0]) if len(deal_ids) == 1 else None},
+        )
 
 
 def _embedded() -> bool:
-    from .tasks import project_deal as project_deal_task
+    from .tasks import project_deals
 
-    return bool(project_deal_task.app.conf.task_always_eager)
+    return bool(project_deals.app.conf.task_always_eager)
 
 
-def _publish(task: Any, deal_id: str) -> None:
+def _publish_pending() -> None:
+    from .tasks import project_deals
+
     global _paused_until
-    if time.monotonic() < _paused_until:
+    with _lock:
+        deal_ids = sorted(_pending)
+        _pending.clear()
+    if not deal_ids or time.monotonic() < _paused_until:
         return
     try:
-        task.delay(deal_id)
+        project_deals.delay(deal_ids)
     except Exception:
         with _lock:
             _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
         log.warning(
-            "broker unavailable: projection of deal %s left to the sweep",
-            deal_id,
-            extra={"deal_id": deal_id},
+            "broker unavailable: projection of %s deal(s) left to the sweep",
+            len(deal_ids),
+            extra={"deal_id": deal_ids[0] if len(deal_ids) == 1 else None},
         )

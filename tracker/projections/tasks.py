@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections import Counter
 from uuid import UUID
 
 from celery import shared_task
@@ -15,17 +18,19 @@ from . import projector
 
 log = logging.getLogger(__name__)
 
-# Bounded: a task retried this often gives up, and the sweep picks the deal up again later.
+# Bounded: a task retried this often gives up, and the sweep picks its deals up again later.
 MAX_RETRIES = 5
 
 
-@shared_task(
+# A database error is retried after a random wait of up to 1, 2, 4 ... seconds (at most 30): the
+# jitter spreads the retries of many deals that failed together. acks_late with
+# reject_on_worker_lost: a task whose process dies is redelivered, and its transaction, never
+# committed, is simply done again.
+_PROJECTING = dict(
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
-    # A database error is retried after a random wait of up to 1, 2, 4 ... seconds (at most 30):
-    # the jitter spreads the retries of many deals that failed together.
     autoretry_for=(DatabaseError,),
     retry_backoff=True,
     retry_backoff_max=30,
@@ -33,29 +38,80 @@ MAX_RETRIES = 5
     soft_time_limit=60,
     time_limit=90,
 )
+
+SWEEP_FAN_OUT = 4
+"""At most this many `project_behind` tasks per sweep: enough for every worker process of a
+small deployment to take batches at once; each takes batches until none is left."""
+
+BEHIND_BUDGET_SECONDS = 20.0
+
+
+@shared_task(**_PROJECTING)
+def project_deals(self, deal_ids: list[str]) -> dict[str, int]:
+    """Project these deals in one transaction (the dispatcher sends the deals a burst of
+    appends touched together). Retries the ones another worker holds, and a database error."""
+    results = projector.project_deals([UUID(deal_id) for deal_id in deal_ids])
+    busy = [str(result.deal_id) for result in results if result.outcome is projector.Outcome.BUSY]
+    counts = Counter(result.outcome.value for result in results)
+    _log_projected(results)
+    if busy:
+        # The holder may have read the stream before this task's event committed.
+        raise self.retry(args=[busy], countdown=0.2 * (self.request.retries + 1))
+    return dict(counts)
+
+
+@shared_task(**_PROJECTING)
 def project_deal(self, deal_id: str) -> str:
-    """Project one deal. Retries while another worker holds it or the database is away."""
+    """One deal: what the dispatcher sent before batches (such tasks may still be queued)."""
     result = projector.project_deal(UUID(deal_id))
     if result.outcome is projector.Outcome.BUSY:
-        # The holder may have read the stream before this task's event committed.
         raise self.retry(countdown=0.2 * (self.request.retries + 1))
-    log.info(
-        "deal %s %s at version %s",
-        deal_id,
-        result.outcome.value,
-        result.version,
-        extra={"deal_id": deal_id},
-    )
     return result.outcome.value
+
+
+@shared_task(**_PROJECTING)
+def project_behind(self) -> int:
+    """Project the deals that are behind, a batch per transaction, until none is left free.
+
+    Workers running it at once take disjoint batches (SKIP LOCKED). After its time budget it
+    hands the rest to a new task rather than holding one worker for a long backlog.
+    """
+    deadline = time.monotonic() + BEHIND_BUDGET_SECONDS
+    projected = 0
+    while True:
+        batch = projector.project_behind(limit=projector.BATCH)
+        done = _log_projected(batch)
+        projected += done
+        if not done:
+            break  # None free was behind, or only deals that cannot be replayed (logged).
+        if time.monotonic() > deadline:
+            project_behind.delay()
+            break
+    return projected
+
+
+def _log_projected(results: list[projector.Projection]) -> int:
+    """One line per batch naming each deal projected and its version (`id@version`), so that
+    an operator, or a test, can tell which worker projected what; returns how many."""
+    projected = [r for r in results if r.outcome is projector.Outcome.PROJECTED]
+    if projected:
+        log.info(
+            "%s deal(s) projected: %s",
+            len(projected),
+            " ".join(f"{r.deal_id}@{r.version}" for r in projected),
+            extra={"deal_id": str(projected[0].deal_id) if len(projected) == 1 else None},
+        )
+    return len(projected)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, expires=60)
 def sweep_projections() -> int:
-    """Dispatch every deal whose stream is ahead of its read model: heals lost dispatches."""
-    behind = projector.deals_behind(limit=getattr(settings, "PROJECTION_SWEEP_BATCH", 1000))
-    for deal_id in behind:
-        project_deal.delay(str(deal_id))
-    return len(behind)
+    """Start catching up every deal whose stream is ahead of its read model: heals lost
+    dispatches. Returns how many deals were behind (at most PROJECTION_SWEEP_BATCH counted)."""
+    behind = len(projector.deals_behind(limit=getattr(settings, "PROJECTION_SWEEP_BATCH", 1000)))
+    for _ in range(min(SWEEP_FAN_OUT, math.ceil(behind / projector.BATCH))):
+        project_behind.delay()
+    return behind
 
 
 @shared_task(acks_late=True, soft_time_limit=300, time_limit=360, expires=600)
