@@ -89,3 +89,30 @@ def test_concurrent_requests_are_granted_no_more_than_the_rate(rate):
             thread.join()
     assert granted.count(True) == 10
     assert granted.count(False) == 30
+
+
+def test_counts_on_after_redis_forgets_the_script(rate):
+    request = request_by(make_user(f"flush-{uuid4().hex[:8]}", "reader"))
+    with rate("2/min"):
+        assert throttle_at(10.0).allow_request(request, None) is True
+        _redis_script().registered_client.script_flush()
+        assert throttle_at(11.0).allow_request(request, None) is True
+        refused = throttle_at(12.0)
+        assert refused.allow_request(request, None) is False
+        assert refused.wait() == pytest.approx(58.0)
+
+
+def test_lets_requests_through_when_redis_is_unreachable(rate, monkeypatch, caplog):
+    request = request_by(make_user(f"down-{uuid4().hex[:8]}", "reader"))
+    pool = _redis_script().registered_client.connection_pool
+    monkeypatch.setitem(pool.connection_kwargs, "port", 1)
+    pool.reset()
+    with rate("1/min"):
+        assert throttle_at(20.0).allow_request(request, None) is True
+        assert throttle_at(20.0).allow_request(request, None) is True
+    assert "Rate limit not applied" in caplog.text
+    monkeypatch.undo()
+    pool.reset()
+    with rate("1/min"):
+        assert throttle_at(30.0).allow_request(request, None) is True
+        assert throttle_at(30.0).allow_request(request, None) is False

@@ -12,6 +12,11 @@ script trims, counts and appends to, atomically, in one round trip. The rule is 
 `num_requests` granted requests in any `duration` seconds (a refused request does not count),
 and Retry-After is the time until the oldest of them leaves the window. Without Redis (the
 embedded default, local memory) DRF's own code runs.
+
+The script's command is written here and sent on a connection of the client's pool: redis-py's
+path for a command (encoding each argument, a retry policy, and observability records kept
+whether or not anything reads them) cost as much CPU as the round trip itself, 0.05 ms against
+0.025 ms a request. A failed call is not retried: the request it throttles is let through.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ return {count}
 _client: redis.Redis | None = None
 _script: Any = None
 _members = itertools.count()
+_EVALSHA, _EVAL, _ONE_KEY = b"EVALSHA", b"EVAL", b"1"
 
 
 def _redis_script() -> Any:
@@ -105,9 +111,13 @@ class _OneTripMixin:
             return True
         self.now = self.timer()
         member = f"{self.now!r}:{os.getpid()}:{next(_members)}"
-        result = script(
-            keys=[cache.make_key(f"throttle-log:{key}")],
-            args=[repr(self.now), self.duration, self.num_requests, member],
+        result = _run(
+            script,
+            cache.make_key(f"throttle-log:{key}"),
+            repr(self.now),
+            str(self.duration),
+            str(self.num_requests),
+            member,
         )
         if len(result) == 1:
             return True
@@ -125,6 +135,33 @@ class _OneTripMixin:
         if available <= 0:
             return None
         return remaining / float(available)
+
+
+def _run(script: Any, key: str, *args: str) -> Any:
+    """The script's answer for one key: EVALSHA, or EVAL when Redis has not cached it."""
+    assert _client is not None
+    parts = [key.encode(), *(arg.encode() for arg in args)]
+    pool = _client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command([_command(_EVALSHA, script.sha.encode(), *parts)])
+        try:
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or its script cache was flushed; EVAL caches the script again.
+            connection.send_packed_command([_command(_EVAL, _SLIDING_LOG.encode(), *parts)])
+            return connection.read_response()
+    finally:
+        # A connection that failed has disconnected itself; the pool reconnects it when next used.
+        pool.release(connection)
+
+
+def _command(name: bytes, script: bytes, *parts: bytes) -> bytes:
+    """A command of the script on one key in RESP, as redis-py's packer writes it."""
+    items = (name, script, _ONE_KEY, *parts)
+    return b"*%d\r\n" % len(items) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(item), item) for item in items
+    )
 
 
 class AnonRateThrottle(_OneTripMixin, throttling.AnonRateThrottle):
