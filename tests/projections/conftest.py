@@ -23,10 +23,11 @@ from django.db import connection, transaction
 
 from config.celery import app as celery_app
 from tracker.deals.signals import events_recorded
+from tracker.projections import pending
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "celery"
-PROJECTING = r"tracker\.projections\.tasks\.project_(?:deals?|behind)"
+PROJECTING = r"tracker\.projections\.tasks\.project_(?:deals?|behind|pending)"
 RECEIVED = re.compile(rf"Task {PROJECTING}\[[^\]]+\] received")
 RAN = re.compile(rf"tracker\.tasks \[[^\]]*\] {PROJECTING} [A-Z]+")
 
@@ -149,6 +150,7 @@ def wait_until_dispatch_reaches_the_broker(timeout: float = 60) -> None:
     with celery_app.connection_for_write() as conn:
         channel = conn.default_channel
         while True:
+            forget_waiting_deals()
             channel.queue_purge(QUEUE)
             with transaction.atomic():
                 events_recorded.send(sender=None, deal_id=uuid4(), version=1, events=[])
@@ -156,10 +158,17 @@ def wait_until_dispatch_reaches_the_broker(timeout: float = 60) -> None:
             while time.monotonic() < landed_by:
                 if channel.queue_declare(QUEUE).message_count:
                     channel.queue_purge(QUEUE)
+                    forget_waiting_deals()
                     return
                 time.sleep(0.02)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no dispatch reached the broker in {timeout}s")
+
+
+def forget_waiting_deals() -> None:
+    """Empty the waiting deals and the scheduled mark an earlier test left in Redis."""
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.delete(pending.PENDING, pending.SCHEDULED)
 
 
 @pytest.fixture

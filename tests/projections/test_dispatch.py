@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from tracker.deals.signals import events_recorded
 from tracker.eventstore.store import read_stream
-from tracker.projections import dispatch
+from tracker.projections import dispatch, pending
 from tracker.projections.models import DealState
 
 from .builders import OCCURRED, SOURCE, deal_with_events, make_organisations, read_models_missing
@@ -108,42 +108,49 @@ def test_deals_committed_while_the_publisher_is_busy_go_out_together_once_each(
     # The publisher is one thread: a job waiting on the gate keeps it busy, as a slow broker
     # round trip would.
     blocker = dispatch._publisher.submit(gate.wait, 30)
-    for _ in range(2):
+    for version in (1, 2):
         for deal in deals:
             with transaction.atomic():
-                events_recorded.send(sender=None, deal_id=deal, version=1, events=[])
+                events_recorded.send(sender=None, deal_id=deal, version=version, events=[])
     gate.set()
     blocker.result()
     dispatch._publisher.submit(lambda: None).result()  # everything queued has been published
 
-    with celery_app.connection_for_write() as conn:
-        messages = []
-        while (message := conn.default_channel.basic_get(QUEUE, no_ack=True)) is not None:
-            messages.append((message.headers["task"], message.decode()[0]))
-
-    assert messages == [
-        ("tracker.projections.tasks.project_deals", [sorted(str(deal) for deal in deals)])
-    ]
+    assert queued_tasks() == ["tracker.projections.tasks.project_pending"]
+    assert waiting_deals() == {str(deal): 2 for deal in deals}
 
 
 @pytest.mark.redis
-def test_a_forked_child_publishes_its_own_dispatches(dispatch_to_broker: None):
-    # The fixture has published from this process, so its publisher thread is running: the
-    # state a gunicorn or Celery parent hands to the children it forks.
-    deal = str(uuid4())
-    child = os.fork()
-    if child == 0:  # the child touches neither the database nor pytest, and exits hard
-        code = 1
-        try:
-            dispatch.dispatch(deal)
-            dispatch._publisher.submit(lambda: None).result(timeout=20)
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(child, 0)
+def test_deals_committed_from_many_processes_share_one_task(dispatch_to_broker: None):
+    deals = [str(uuid4()) for _ in range(8)]
+    children = []
+    for deal in deals:  # each child is a web process with its own publisher
+        child = os.fork()
+        if child == 0:  # the child touches neither the database nor pytest, and exits hard
+            code = 1
+            try:
+                dispatch.dispatch(deal, 3)
+                dispatch._publisher.submit(lambda: None).result(timeout=20)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(child)
+    statuses = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
 
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert statuses == [0] * len(deals)
+    assert queued_tasks() == ["tracker.projections.tasks.project_pending"]
+    assert waiting_deals() == {deal: 3 for deal in deals}
+
+
+def queued_tasks() -> list[str]:
     with celery_app.connection_for_write() as conn:
-        message = conn.default_channel.basic_get(QUEUE, no_ack=True)
-    assert message is not None
-    assert message.decode()[0] == [[deal]]
+        names = []
+        while (message := conn.default_channel.basic_get(QUEUE, no_ack=True)) is not None:
+            names.append(message.headers["task"])
+    return names
+
+
+def waiting_deals() -> dict[str, int]:
+    with celery_app.connection_for_write() as conn:
+        stored = conn.default_channel.client.hgetall(pending.PENDING)
+    return {key.decode(): int(value) for key, value in stored.items()}

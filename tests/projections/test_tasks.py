@@ -8,7 +8,7 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -17,23 +17,24 @@ from django.db import ProgrammingError, connection
 
 from tracker.deals.replay import state as replay_state
 from tracker.eventstore.models import Stream
-from tracker.projections import projector
+from tracker.projections import pending, projector
 from tracker.projections.models import DealState
 from tracker.projections.tasks import (
     MAX_RETRIES,
     project_behind,
     project_deal,
     project_deals,
+    project_pending,
     sweep_projections,
 )
 
 from .builders import deal_with_events, make_organisations, read_models_missing
-from .conftest import WorkerProcess
+from .conftest import WorkerProcess, forget_waiting_deals
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TABLE = DealState._meta.db_table
 # The line config/celery.py logs after each run of a task.
-RETRIED = re.compile(r"tracker\.projections\.tasks\.project_deals RETRY")
+RETRIED = re.compile(r"tracker\.projections\.tasks\.project_(?:deals|pending) RETRY")
 
 
 @contextlib.contextmanager
@@ -204,6 +205,59 @@ class TestCatchingUp:
         for deal_id in deals:
             assert_projected(deal_id)
         assert projector.projection_lag() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+class TestWaitingDeals:
+    """`project_pending` on the deals waiting in Redis, run in-process."""
+
+    @pytest.fixture(autouse=True)
+    def _empty(self):
+        forget_waiting_deals()
+        yield
+        forget_waiting_deals()
+
+    def test_projects_the_waiting_deals_and_forgets_them(self):
+        orgs = make_organisations()
+        deals = {
+            deal_id: version for deal_id, version in (deal_with_events(orgs) for _ in range(3))
+        }
+        for deal_id in deals:
+            put_behind(deal_id)
+        pending.mark({str(deal_id): version for deal_id, version in deals.items()})
+
+        assert project_pending.apply().get() == 3
+
+        for deal_id in deals:
+            assert_projected(deal_id)
+        assert pending.waiting() == 0
+
+    def test_an_entry_is_kept_until_a_projection_reaches_its_version(self):
+        deal_id = uuid4()
+        # Two appends' dispatches, the later arriving first: the entry keeps the higher one.
+        pending.mark({str(deal_id): 5})
+        pending.mark({str(deal_id): 4})
+
+        # A projection that read the stream before the fifth event committed settles nothing.
+        assert pending.done({deal_id: 4}) == 0
+        assert pending.waiting() == 1
+        assert pending.done({deal_id: 5}) == 1
+        assert pending.waiting() == 0
+
+    def test_a_deal_another_worker_holds_stays_waiting_and_is_retried(self):
+        deal_id, version = deal_with_events(make_organisations())
+        put_behind(deal_id)
+        pending.mark({str(deal_id): version})
+
+        with row_held(deal_id), pytest.raises(Retry) as retry:
+            project_pending.apply()
+
+        assert (retry.value.exc, retry.value.when) == (None, pytest.approx(0.2))
+        assert pending.waiting() == 1
+        assert DealState.objects.get(deal_id=deal_id).version == 0
+        assert project_pending.apply().get() == 1
+        assert pending.waiting() == 0
 
 
 @pytest.mark.postgres

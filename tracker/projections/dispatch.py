@@ -1,10 +1,12 @@
-"""Sends `project_deals` after committed appends; the deals app stays free of Celery.
+"""Schedules projections after committed appends; the deals app stays free of Celery.
 
 Publishing happens off the request thread: an append has committed and is safe whatever the
 broker does, and a broker that is down must not make writers wait (a refused connection costs
-the Redis client several seconds of retries). Dispatches coalesce: the deals committed while
-the publisher is busy go out as one task, so a burst of appends costs a few broker round trips
-and projection transactions, not one each, and a deal appended to twice is projected once.
+the Redis client several seconds of retries). Dispatches coalesce twice. In this process, the
+deals committed while the publisher is busy go out together. Across processes, they join the
+waiting deals kept in Redis (`pending`), and a `project_pending` task is sent only when none is
+already coming: a burst of appends from many web processes costs one task and a few
+transactions, not one each, and a deal appended to twice is projected once.
 
 A dispatch lost to a broker that is down, or to a crash, is healed by the sweep within
 `PROJECTION_SWEEP_SECONDS`. After a failure, publishing pauses for a few seconds rather than
@@ -24,7 +26,7 @@ from uuid import UUID
 
 from django.db import DatabaseError, transaction
 
-from . import projector
+from . import pending, projector
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,8 @@ _HEAL_BATCH = 100
 _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-dispatch")
 _paused_until = 0.0
 _lock = threading.Lock()
-_pending: set[str] = set()
-"""Deals committed but not yet published; guarded by `_lock`."""
+_pending: dict[str, int] = {}
+"""Deals committed but not yet published, at their highest version; guarded by `_lock`."""
 
 
 def _start_afresh() -> None:
@@ -50,7 +52,7 @@ def _start_afresh() -> None:
 os.register_at_fork(after_in_child=_start_afresh)
 
 
-def dispatch_after_commit(sender: Any, *, deal_id: UUID, **kwargs: Any) -> None:
+def dispatch_after_commit(sender: Any, *, deal_id: UUID, version: int = 0, **kwargs: Any) -> None:
     """Connected to `deals.signals.events_recorded`, which fires inside the append's transaction.
 
     Robust: the append has committed, so whatever dispatching raises is logged, never
@@ -61,12 +63,12 @@ def dispatch_after_commit(sender: Any, *, deal_id: UUID, **kwargs: Any) -> None:
     deal = str(deal_id)
 
     def project_after_commit() -> None:
-        dispatch(deal)
+        dispatch(deal, version)
 
     transaction.on_commit(project_after_commit, robust=True)
 
 
-def dispatch(deal_id: str) -> None:
+def dispatch(deal_id: str, version: int = 0) -> None:
     if _embedded():
         # Embedded mode: project now, so the next read sees the append.
         _project_in_process([UUID(deal_id)])
@@ -77,7 +79,7 @@ def dispatch(deal_id: str) -> None:
         # Only the first deal of a batch submits: the publish it queued takes every deal
         # added until it runs.
         first = not _pending
-        _pending.add(deal_id)
+        _pending[deal_id] = max(version, _pending.get(deal_id, 0))
     if first:
         # The copied context carries the first request's id into the task's logs.
         _publisher.submit(contextvars.copy_context().run, _publish_pending)
@@ -121,21 +123,24 @@ def _embedded() -> bool:
 
 
 def _publish_pending() -> None:
-    from .tasks import project_deals
+    from .tasks import project_deals, project_pending
 
     global _paused_until
     with _lock:
-        deal_ids = sorted(_pending)
+        versions = dict(_pending)
         _pending.clear()
-    if not deal_ids or time.monotonic() < _paused_until:
+    if not versions or time.monotonic() < _paused_until:
         return
     try:
-        project_deals.delay(deal_ids)
+        if not pending.available():
+            project_deals.delay(sorted(versions))
+        elif pending.mark(versions):
+            project_pending.delay()
     except Exception:
         with _lock:
             _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
         log.warning(
             "broker unavailable: projection of %s deal(s) left to the sweep",
-            len(deal_ids),
-            extra={"deal_id": deal_ids[0] if len(deal_ids) == 1 else None},
+            len(versions),
+            extra={"deal_id": next(iter(versions)) if len(versions) == 1 else None},
         )

@@ -22,12 +22,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-import orjson
-import psycopg
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -37,6 +34,7 @@ from tracker.deals.replay import replay_events
 from tracker.eventstore.models import Stream
 from tracker.eventstore.store import read_streams
 
+from . import bulk
 from .models import DealState, OrganisationDeal
 
 log = logging.getLogger(__name__)
@@ -89,7 +87,7 @@ def project_deals(
         streamless: set[UUID] = set()
         if missing:
             # New deals: their rows must exist before they can be locked.
-            created = _create_rows(missing)
+            created = bulk.create_rows(missing)
             streamless = set(missing) - set(created)
             rows |= _lock(created, wait=wait)
         projected = _project_locked(rows, force=force)
@@ -107,13 +105,7 @@ def project_behind(limit: int = BATCH) -> list[Projection]:
     disjoint batches. Returns an outcome per deal taken: empty when none was left that was free.
     """
     with transaction.atomic():
-        _create_rows(
-            list(
-                Stream.objects.filter(dealstate__isnull=True)
-                .order_by("updated_at")
-                .values_list("id", flat=True)[:limit]
-            )
-        )
+        bulk.create_missing_rows(limit)
         locked = (
             DealState.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("deal")
@@ -133,15 +125,6 @@ def _lock(deal_ids: list[UUID], *, wait: bool) -> dict[UUID, DealState]:
         .filter(deal_id__in=deal_ids)
     )
     return {row.deal_id: row for row in rows}
-
-
-def _create_rows(deal_ids: list[UUID]) -> list[UUID]:
-    """Empty read-model rows for those of the deals that have a stream; returns those."""
-    with_stream = list(Stream.objects.filter(id__in=deal_ids).values_list("id", flat=True))
-    DealState.objects.bulk_create(
-        [DealState(deal_id=deal_id) for deal_id in with_stream], ignore_conflicts=True
-    )
-    return with_stream
 
 
 def _project_locked(rows: dict[UUID, DealState], *, force: bool) -> dict[UUID, Projection]:
@@ -176,53 +159,10 @@ def _project_locked(rows: dict[UUID, DealState], *, force: bool) -> dict[UUID, P
             parties[deal_id] = after
         outcomes[deal_id] = Projection(deal_id, Outcome.PROJECTED, row.version)
     if written:
-        _write(written)
+        bulk.write_states(written)
     if parties:
-        OrganisationDeal.objects.filter(deal_id__in=list(parties)).delete()
-        OrganisationDeal.objects.bulk_create(
-            [
-                OrganisationDeal(deal_id=deal_id, organisation_id=organisation, role=role)
-                for deal_id, after in parties.items()
-                for organisation, role in sorted(after)
-            ]
-        )
+        bulk.replace_parties(parties)
     return outcomes
-
-
-_WRITTEN = ["version", "title", "kind", "stage", "uncertain", "updated_at", "state", "projected_at"]
-_TYPES = ["integer", "text", "text", "text", "boolean", "timestamptz", "jsonb", "timestamptz"]
-_ARRAY = {"jsonb": "%b::text[]::jsonb[]"}
-
-
-def _write(rows: list[DealState]) -> None:
-    """Every row in one statement on PostgreSQL: Django's bulk_update compiles a CASE per row
-    and column, which cost ten times the replays it was writing (2 s for 400 deals)."""
-    if connection.vendor != "postgresql":
-        DealState.objects.bulk_update(rows, _WRITTEN)
-        return
-    columns = [DealState._meta.get_field(name).column for name in _WRITTEN]
-    params: list[list[Any]] = [[row.deal_id for row in rows]]
-    for name in _WRITTEN:
-        values = [getattr(row, name) for row in rows]
-        # JSON goes over as text and is parsed by the server: one orjson call per state.
-        params.append(
-            [None if v is None else orjson.dumps(v).decode() for v in values]
-            if name == "state"
-            else values
-        )
-    quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(DealState._meta.db_table)} AS d "
-        f"SET {', '.join(f'{quote(c)} = v.{quote(c)}' for c in columns)} "
-        f"FROM unnest(%b::uuid[], {', '.join(_ARRAY.get(t, f'%b::{t}[]') for t in _TYPES)}) "
-        f"AS v(id, {', '.join(quote(c) for c in columns)}) "
-        f"WHERE d.{quote(DealState._meta.get_field('deal').column)} = v.id"
-    )
-    connection.ensure_connection()
-    # Parameters in binary (%b): psycopg's text form of an array escapes each element with a
-    # regular expression, which for 200 states costs more than the statement.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
 
 
 def _assign(row: DealState, deal: object | None, version: int, now: datetime) -> None:

@@ -14,7 +14,8 @@ from django.db import DatabaseError
 
 from tracker.eventstore.digest import take_digest
 
-from . import projector
+from . import pending, projector
+from .projector import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,33 @@ def project_deals(self, deal_ids: list[str]) -> dict[str, int]:
 
 
 @shared_task(**_PROJECTING)
+def project_pending(self) -> int:
+    """Project the deals waiting in Redis (see `pending`), a batch per transaction.
+
+    An entry is removed only after its deal's projection has committed at or past its version,
+    so this task, redelivered after its worker died, finds what it had not finished. When only
+    deals another worker holds are left, it retries shortly; after its time budget, the rest
+    goes to a new task.
+    """
+    pending.unschedule()
+    deadline = time.monotonic() + BEHIND_BUDGET_SECONDS
+    projected = 0
+    while deal_ids := pending.take(projector.BATCH):
+        results = projector.project_deals(deal_ids)
+        done = _log_projected(results)
+        projected += done
+        settled = {r.deal_id: _settled(r) for r in results if r.outcome is not Outcome.BUSY}
+        if not pending.done(settled) and not done:
+            # Every deal taken is held by another worker, which may have read its stream
+            # before the append that made it wait: look again once it is likely free.
+            raise self.retry(countdown=0.2 * (self.request.retries + 1))
+        if time.monotonic() > deadline:
+            project_pending.delay()
+            break
+    return projected
+
+
+@shared_task(**_PROJECTING)
 def project_deal(self, deal_id: str) -> str:
     """One deal: what the dispatcher sent before batches (such tasks may still be queued)."""
     result = projector.project_deal(UUID(deal_id))
@@ -88,6 +116,15 @@ def project_behind(self) -> int:
             project_behind.delay()
             break
     return projected
+
+
+def _settled(result: projector.Projection) -> int:
+    """The version up to which a deal's waiting entry is settled by this result."""
+    if result.outcome is Outcome.FAILED or result.version == 0:
+        # Logged and left to the sweep, or a deal with no stream (nothing will ever come):
+        # an entry kept would only come back here.
+        return 2**31 - 1
+    return result.version
 
 
 def _log_projected(results: list[projector.Projection]) -> int:
