@@ -59,8 +59,8 @@ def create_rows(deal_ids: list[UUID]) -> list[UUID]:
         )
         return with_stream
     rows = _execute(
-        f"WITH made AS ({_insert_empty_rows('WHERE s.id = ANY(%b)')}) "
-        f"SELECT id FROM {_table(Stream)} WHERE id = ANY(%b)",
+        f"WITH made AS ({_insert_empty_rows('WHERE s.id = ANY(%b::uuid[])')}) "
+        f"SELECT id FROM {_table(Stream)} WHERE id = ANY(%b::uuid[])",
         [timezone.now(), deal_ids, deal_ids],
     )
     return [row[0] for row in rows]
@@ -101,7 +101,7 @@ def replace_parties(parties: Mapping[UUID, set[tuple[str, str]]]) -> None:
         _column(OrganisationDeal, "organisation"),
         _column(OrganisationDeal, "role"),
     )
-    _execute(f"DELETE FROM {table} WHERE {deal} = ANY(%b)", [list(parties)])
+    _execute(f"DELETE FROM {table} WHERE {deal} = ANY(%b::uuid[])", [list(parties)])
     if fresh:
         _execute(
             f"INSERT INTO {table} ({organisation}, {deal}, {role}) "

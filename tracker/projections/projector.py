@@ -80,7 +80,8 @@ def project_deals(
     statements whatever the number of deals: lock the rows, read the streams, write the rows,
     and the organisation index when parties changed.
     """
-    ids = list(dict.fromkeys(deal_ids))
+    # Ids may come as text (task arguments, a caller's JSON): one form for the keys below.
+    ids = list(dict.fromkeys(UUID(str(deal_id)) for deal_id in deal_ids))
     with transaction.atomic():
         rows = _lock(ids, wait=wait)
         missing = [deal_id for deal_id in ids if deal_id not in rows]
