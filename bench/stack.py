@@ -122,7 +122,6 @@ class Stack:
             "PROJECTION_SWEEP_SECONDS": "1",
             "API_THROTTLE_USER": "1000000/min",
             "API_THROTTLE_ANON": "1000000/min",
-            "CONN_MAX_AGE": "0",
         }
 
     def durability(self) -> dict[str, str]:
