@@ -166,6 +166,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout"
 CELERY_TASK_PUBLISH_RETRY = False
 # How far past today an event's `occurred` may lie (clock skew, time zones), in days.
 DEAL_FUTURE_TOLERANCE_DAYS = env.int("DEAL_FUTURE_TOLERANCE_DAYS", default=1)
+# Events each process keeps of the deal streams it has read (about 1.4 KB each); 0: none.
+DEAL_STREAM_CACHE_EVENTS = env.int("DEAL_STREAM_CACHE_EVENTS", default=50_000)
 PROJECTION_SWEEP_SECONDS = env.float("PROJECTION_SWEEP_SECONDS", default=5.0)
 LEDGER_DIGEST_SECONDS = env.float("LEDGER_DIGEST_SECONDS", default=900.0)
 CELERY_BEAT_SCHEDULE = {
