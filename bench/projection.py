@@ -23,7 +23,6 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from bench.common import emit, figure, latency_ms, log, median, setup_django
 
@@ -131,23 +130,19 @@ def fold_in_process() -> float:
     gc.collect()
     gc.disable()
     try:
-        return _fold(read_all, replay_events)
+        started = time.perf_counter()
+        streams = defaultdict(list)
+        page = read_all(limit=FEED_PAGE)
+        while page.events:
+            # The feed keeps each stream's events in version order.
+            for event in page.events:
+                streams[event.stream_id].append(event)
+            page = read_all(after=page.next, limit=FEED_PAGE)
+        for events in streams.values():
+            replay_events(events)
+        return time.perf_counter() - started
     finally:
         gc.enable()
-
-
-def _fold(read_all: Any, replay_events: Any) -> float:
-    started = time.perf_counter()
-    streams = defaultdict(list)
-    page = read_all(limit=FEED_PAGE)
-    while page.events:
-        # The feed keeps each stream's events in version order.
-        for event in page.events:
-            streams[event.stream_id].append(event)
-        page = read_all(after=page.next, limit=FEED_PAGE)
-    for events in streams.values():
-        replay_events(events)
-    return time.perf_counter() - started
 
 
 def project_with_workers(count: int) -> float:

@@ -69,3 +69,13 @@ def test_a_new_session_prepares_it_again():
 def test_refuses_a_name_or_types_that_do_not_fit(name, sql, types, message):
     with pytest.raises(ValueError, match=message):
         PreparedStatement(name, sql, types)
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as a request runs its reads
+def test_is_prepared_again_when_the_session_forgot_it():
+    assert run(SUM, [1, 1, "a"]) == [(2, "a")]
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a connection pool's reset does
+
+    assert run(SUM, [2, 2, "b"]) == [(4, "b")]
+    assert "tracker_api_test_sum" in prepared_names()

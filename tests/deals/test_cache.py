@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import date
 from typing import Any
+from unittest import mock
 from uuid import UUID, uuid4
 
 import pytest
@@ -14,7 +15,7 @@ from django.db import connections, transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.deals import services
+from tracker.deals import replay, services
 from tracker.deals.cache import Snapshot, StreamCache, streams
 from tracker.deals.models import Organisation
 from tracker.deals.replay import (
@@ -46,7 +47,7 @@ def replayed(events: list[Any]) -> Snapshot:
 
 
 def grown(cached: Snapshot, new: list[Any]) -> Snapshot:
-    """What `services._load` keeps: the fold of `new` onto `cached`, else a full replay."""
+    """What `replay.load` keeps: the fold of `new` onto `cached`, else a full replay."""
     return fold_on(cached, new) or replayed([*cached.events, *new])
 
 
@@ -140,7 +141,9 @@ class TestTheCheckedStateIsTheReplay:
         existing = recorded([opened(), moved, correction])
         may = services.ProposedEvent("NoteAdded", {"text": "may"}, month("2025-05-01"), SOURCE)
 
-        checked = services._check(DEAL, existing, services._parse([may], batch=True), actor="a")
+        checked = services._check(
+            DEAL, replayed(existing), services._parse([may], batch=True), actor="a"
+        )
 
         assert checked.after == replay_events([*existing, *checked.drafts]).state
         assert [n.text for n in checked.after.notes] == ["may", "moved to September"]
@@ -264,10 +267,10 @@ class TestThroughTheServices:
     def test_reads_only_the_events_after_the_cached_head(self) -> None:
         deal_id = uuid4()
         titled(deal_id, "Deal", 3)
-        first = services._load(deal_id)
+        first = replay.load(deal_id)
         add_note(deal_id, "new", month("2025-07-01"), 4)
 
-        second = services._load(deal_id)
+        second = replay.load(deal_id)
 
         assert second.version == 5
         # The first four events are those already held, not read again.
@@ -332,7 +335,10 @@ class TestThroughTheServices:
         append(deal_id, [late], 3, actor="elsewhere")
         stored = read_stream(deal_id)
 
-        assert state(deal_id) == replay_events(stored, deal_id=deal_id)
+        # The real read, watched: what it is asked for shows the cache was used.
+        with mock.patch.object(replay, "read_stream", wraps=read_stream) as reads:
+            assert state(deal_id) == replay_events(stored, deal_id=deal_id)
+        assert [call.args[:2] for call in reads.call_args_list] == [(deal_id, 2)]
         as_of = date(2025, 3, 31)
         assert state(deal_id, as_of=as_of) == replay_events(stored, as_of=as_of, deal_id=deal_id)
         assert timeline(deal_id) == timeline_events(stored)
@@ -422,4 +428,4 @@ def test_two_writers_at_one_cached_version_get_one_conflict() -> None:
         [("conflict", version), ("stored", version)] for version in range(3, rounds + 3)
     ]
     assert [e.version for e in read_stream(deal_id)] == list(range(1, rounds + 3))
-    assert services._load(deal_id).state == stored_state(deal_id)
+    assert replay.load(deal_id).state == stored_state(deal_id)

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from uuid import UUID, uuid4
 
+import psycopg
 from django.db import connection
 
 from tracker.deals import services
@@ -53,6 +54,19 @@ def deal_with_events(orgs: list[Organisation], *, notes: int = 0) -> tuple[UUID,
             actor="test",
         ).version
     return appended.stream_id, version
+
+
+def another_connection() -> psycopg.Connection:
+    """A second connection to the test database, as another worker would hold: locks it takes
+    are seen by this process's Django connection."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    )
 
 
 @contextlib.contextmanager

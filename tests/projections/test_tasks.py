@@ -10,10 +10,9 @@ import time
 from collections.abc import Iterator
 from uuid import UUID, uuid4
 
-import psycopg
 import pytest
 from celery.exceptions import MaxRetriesExceededError, Retry
-from django.db import ProgrammingError, connection
+from django.db import ProgrammingError
 
 from tracker.deals.replay import state as replay_state
 from tracker.eventstore.models import Stream
@@ -28,7 +27,7 @@ from tracker.projections.tasks import (
     sweep_projections,
 )
 
-from .builders import deal_with_events, make_organisations, read_models_missing
+from .builders import another_connection, deal_with_events, make_organisations, read_models_missing
 from .conftest import WorkerProcess, forget_waiting_deals
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,14 +39,7 @@ RETRIED = re.compile(r"tracker\.projections\.tasks\.project_(?:deals|pending) RE
 @contextlib.contextmanager
 def row_held(deal_id: UUID) -> Iterator[None]:
     """Lock the deal's read-model row from another connection, as a worker projecting it does."""
-    db = connection.settings_dict
-    holder = psycopg.connect(
-        host=db["HOST"],
-        port=db["PORT"],
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-    )
+    holder = another_connection()
     try:
         locked = holder.execute(
             f'SELECT deal_id FROM "{TABLE}" WHERE deal_id = %s FOR UPDATE', [deal_id]
@@ -177,14 +169,19 @@ class TestInProcess:
 
 
 class TestCatchingUp:
-    @pytest.mark.postgres
-    def test_project_behind_skips_the_deals_another_worker_holds(self, monkeypatch):
+    """Five deals behind, in batches of two, so that catching up takes several batches."""
+
+    @pytest.fixture
+    def deals(self, monkeypatch: pytest.MonkeyPatch) -> list[UUID]:
         monkeypatch.setattr(projector, "BATCH", 2)
         orgs = make_organisations()
         deals = [deal_with_events(orgs, notes=1)[0] for _ in range(5)]
         for deal_id in deals:
             put_behind(deal_id)
+        return deals
 
+    @pytest.mark.postgres
+    def test_project_behind_skips_the_deals_another_worker_holds(self, deals):
         with row_held(deals[0]):
             assert project_behind.apply().get() == 4
             assert DealState.objects.get(deal_id=deals[0]).version == 0
@@ -193,13 +190,7 @@ class TestCatchingUp:
         for deal_id in deals:
             assert_projected(deal_id)
 
-    def test_the_sweep_catches_up_every_deal_that_is_behind(self, monkeypatch):
-        monkeypatch.setattr(projector, "BATCH", 2)
-        orgs = make_organisations()
-        deals = [deal_with_events(orgs, notes=1)[0] for _ in range(5)]
-        for deal_id in deals:
-            put_behind(deal_id)
-
+    def test_the_sweep_catches_up_every_deal_that_is_behind(self, deals):
         assert sweep_projections.apply().get() == 5
 
         for deal_id in deals:

@@ -12,11 +12,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 
-from tests.projections.builders import deal_with_events, make_organisations, note
+from tests.projections.builders import (
+    another_connection,
+    deal_with_events,
+    make_organisations,
+    note,
+)
 from tests.projections.conftest import WorkerProcess
 from tracker.deals import services
 from tracker.deals.reducer import deal_json
@@ -52,14 +56,7 @@ def read_models_held() -> Iterator[Callable[[int], list[int]]]:
     A projector then locks its deal's row, reads and folds the stream, and waits to write it.
     Yields a function that waits until `count` projections wait so and returns their backends.
     """
-    db = connection.settings_dict
-    holder = psycopg.connect(
-        host=db["HOST"],
-        port=db["PORT"],
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-    )
+    holder = another_connection()
     try:
         holder.execute(f'LOCK TABLE "{DealState._meta.db_table}" IN SHARE MODE')
 
@@ -208,9 +205,13 @@ def test_tasks_of_killed_pool_processes_are_redelivered_without_any_sweep(worker
     wait_until_projected()
     assert_every_projection_equals_replay()
     assert worker.process.poll() is None
-    assert (
-        len(re.findall(r"WorkerLostError\(.Worker exited prematurely: signal 9", worker.log())) == 2
-    )
+    # The main process logs each lost pool process when it reaps it, which may come after the
+    # redelivered tasks have run: wait for both lines, then count them.
+    lost = re.compile(r"WorkerLostError\(.Worker exited prematurely: signal 9")
+    deadline = time.monotonic() + 60
+    while len(lost.findall(worker.log())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(lost.findall(worker.log())) == 2
     assert_nothing_projected_twice(worker)
 
 

@@ -87,9 +87,9 @@ class DealPagination(ApiCursorPagination):
     def _get_position_from_instance(self, instance: Any, ordering: tuple[str, ...]) -> str:
         updated_at = instance[0]
         if isinstance(updated_at, str):
-            # PostgreSQL's text of a timestamptz (ProjectedStates): the position is what DRF
-            # writes from the datetime the ORM would have read, str() of it in UTC.
-            updated_at = datetime.fromisoformat(updated_at).astimezone(UTC)
+            # ProjectedStates' ISO text of the time in UTC: the position is what DRF writes
+            # from the datetime the ORM would have read, str() of it in UTC.
+            updated_at = datetime.fromisoformat(updated_at).replace(tzinfo=UTC)
         return str(updated_at)
 
     def clean_position(self, position: str) -> str | None:
@@ -126,7 +126,9 @@ def _page_statement(reverse: bool, comparison: str | None) -> PreparedStatement:
     # the same name, sorted as text, without the index.
     return PreparedStatement(
         f"deal_page_{'back' if reverse else 'forth'}{'_from' if comparison else ''}",
-        f"SELECT {updated_at}::text, {state}::text FROM {table}"
+        # The time as ISO text in UTC, whatever the session's DateStyle and TimeZone.
+        f"SELECT to_char({updated_at} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
+        f" {state}::text FROM {table}"
         f" WHERE {state} IS NOT NULL{bound}"
         f" ORDER BY {updated_at} {newest}, {deal} {ties} LIMIT %s OFFSET %s",
         [*(["timestamptz"] if comparison else []), "bigint", "bigint"],

@@ -22,7 +22,9 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import ProgrammingError
 from django.db.backends.utils import CursorWrapper
+from psycopg import errors
 
 # The names prepared on each psycopg connection; an entry goes with its connection.
 _prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
@@ -66,4 +68,16 @@ class PreparedStatement:
         if self.name not in names:
             cursor.execute(self._prepare)
             names.add(self.name)
-        cursor.execute(self._execute, params)
+        try:
+            cursor.execute(self._execute, params)
+        except ProgrammingError as error:
+            if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+                raise
+            # The session forgot it (`DEALLOCATE ALL`, `DISCARD ALL` from a pool's reset):
+            # prepare it again, at once outside a transaction, else on the next request.
+            names.discard(self.name)
+            if cursor.db.in_atomic_block:
+                raise
+            cursor.execute(self._prepare)
+            names.add(self.name)
+            cursor.execute(self._execute, params)

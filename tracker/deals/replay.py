@@ -176,7 +176,7 @@ def _latest_fact(
             moved = body.get("occurred") if event.type == "FactCorrected" else None
             if not moved or target is None or target.type in META_TYPES:
                 continue
-            key = (0 if target.type == "DealOpened" else 1, moved["date"], target.version)
+            key = _fold_key(target.type, moved, target.version)
         if last is None or key > last:
             last = key
     return last, frozenset(named), by_id
@@ -207,15 +207,44 @@ def timeline(deal_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> list[TimelineEn
     return timeline_events(events)
 
 
+def load(deal_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> Snapshot:
+    """The deal's stream as stored now and the state it replays to, in one query (two when
+    the cached stream turns out to be stale), kept in the cache for the next call.
+
+    The new events are folded onto the cached state, or the whole stream is replayed in memory
+    when one reaches back.
+    """
+    cached, new = _read_known(deal_id, using)
+    if cached is None:
+        known = _replayed(deal_id, new)
+    else:
+        known = fold_on(cached, new) or _replayed(deal_id, [*cached.events, *new])
+    streams.put(deal_id, known, using=using)
+    return known
+
+
+def _replayed(deal_id: UUID, events: Sequence[RecordedEvent]) -> Snapshot:
+    return snapshot(events, replay_events(events, deal_id=deal_id).state if events else None)
+
+
 def _stored_events(deal_id: UUID, using: str) -> list[RecordedEvent]:
-    """The stream's events, reading only those after the ones cached when it is cached
-    (`cache` says why that is safe)."""
-    known = streams.get(deal_id, using=using)
-    if known is not None:
-        rows = read_stream(deal_id, known.version - 1, using=using)
-        if known.continued_by(rows):
-            return [*known.events, *rows[1:]]
-    return read_stream(deal_id, using=using)
+    cached, new = _read_known(deal_id, using)
+    return new if cached is None else [*cached.events, *new]
+
+
+def _read_known(deal_id: UUID, using: str) -> tuple[Snapshot | None, list[RecordedEvent]]:
+    """The stream's cached snapshot and the events stored after it, in one query; (None, every
+    event) when it is not cached, or its cached events are not the stored ones.
+
+    With the stream cached at version v, only the events from v on are read: event v's hash
+    covers every event before it (`cache` says why that is enough to trust them).
+    """
+    cached = streams.get(deal_id, using=using)
+    if cached is not None:
+        rows = read_stream(deal_id, cached.version - 1, using=using)
+        if cached.continued_by(rows):
+            return cached, rows[1:]
+    return None, read_stream(deal_id, using=using)
 
 
 def timeline_events(events: Iterable[EventLike]) -> list[TimelineEntry]:
@@ -596,9 +625,12 @@ def _affects(
 
 def fold_key(event: EventLike) -> tuple[int, str, int]:
     """Where a fact sits in step 4's fold: the opening first, then (period start, version)."""
-    occurred = event.occurred
+    return _fold_key(event.type, event.occurred, event.version)
+
+
+def _fold_key(type_: str, occurred: dict[str, Any] | None, version: int) -> tuple[int, str, int]:
     start = occurred["date"] if occurred else ""
-    return (0 if event.type == "DealOpened" else 1, start, event.version)
+    return (0 if type_ == "DealOpened" else 1, start, version)
 
 
 def _version(event: EventLike) -> int:

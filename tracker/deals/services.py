@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.models import IdempotencyKey
-from tracker.eventstore.store import Appended, NewEvent, RecordedEvent, append, read_stream
+from tracker.eventstore.store import Appended, NewEvent, RecordedEvent, append
 
-from . import rules
-from .cache import Snapshot, streams
+from . import replay, rules
+from .cache import Snapshot
 from .errors import DealNotFound, FieldError, InvalidEvent
 from .events import (
     META_TYPES,
@@ -45,7 +45,7 @@ from .events import (
 )
 from .models import Organisation
 from .reducer import Deal, apply, changed_fields
-from .replay import fold_key, fold_on, replay_events, snapshot
+from .replay import fold_key, replay_events
 from .signals import events_recorded
 
 
@@ -175,7 +175,7 @@ def preview_event(
     Raises what record_event would raise for it (InvalidEvent, DealNotFound).
     """
     parsed = _parse([ProposedEvent(event_type, data, occurred, source)], batch=False)
-    known = _load(deal_id)
+    known = replay.load(deal_id)
     version = known.version
     if not known.events and parsed[0].type != "DealOpened":
         raise DealNotFound(deal_id)
@@ -210,7 +210,7 @@ def _record(
     parsed = _parse(proposed, batch=batch, fields_at=fields_at)
     existing: Sequence[RecordedEvent] = ()
     try:
-        known = _load(deal_id)
+        known = replay.load(deal_id)
         existing = known.events
         if not existing and not (opens and parsed[0].type == "DealOpened"):
             raise DealNotFound(deal_id)
@@ -233,31 +233,6 @@ def _record(
             return _store(deal_id, _stored(repeated), expected_version, actor, idempotency_key)
         raise
     return _store(deal_id, checked.events, expected_version, actor, idempotency_key)
-
-
-def _load(deal_id: UUID) -> Snapshot:
-    """The deal's stream as stored now and the state it replays to, in one query (two when
-    the cached stream turns out to be stale).
-
-    With the stream cached at version v, only the events from v on are read (`cache` says why
-    event v's hash is enough to trust the rest), and the new ones are folded onto the cached
-    state, or the whole stream is replayed in memory when one reaches back. Otherwise, or when
-    event v is not the one cached, the stream is read and replayed whole.
-    """
-    cached = streams.get(deal_id)
-    if cached is not None:
-        rows = read_stream(deal_id, cached.version - 1)
-        if cached.continued_by(rows):
-            known = fold_on(cached, rows[1:]) or _replayed(deal_id, [*cached.events, *rows[1:]])
-            streams.put(deal_id, known)
-            return known
-    known = _replayed(deal_id, read_stream(deal_id))
-    streams.put(deal_id, known)
-    return known
-
-
-def _replayed(deal_id: UUID, events: Sequence[RecordedEvent]) -> Snapshot:
-    return snapshot(events, replay_events(events, deal_id=deal_id).state if events else None)
 
 
 def _is_repeat(idempotency_key: str | None) -> bool:
@@ -322,14 +297,14 @@ class _Checked:
 
 def _check(
     deal_id: UUID,
-    stream: Snapshot | Sequence[RecordedEvent],
+    known: Snapshot,
     parsed: list[_Parsed],
     *,
     actor: str,
 ) -> _Checked:
     """Check every rule and compute the state after the new events, with at most one replay.
 
-    The state before comes with the stream (`_load`), or from one replay of the events given.
+    The state before comes with the stream (`replay.load`).
     Each new event is checked against the state left by the ones before it, which folds it on
     as the latest fact (the reducer's `apply`: one step, not a replay). When every new fact
     sorts after the stream's in DOMAIN.md's (period start, version) order, that fold is the
@@ -337,7 +312,6 @@ def _check(
     state after is one more replay with all the new events in place. A correction is checked
     against its fact's own rules too.
     """
-    known = stream if isinstance(stream, Snapshot) else _replayed(deal_id, stream)
     existing = known.events
     history: ChainMap[UUID, Any] = ChainMap({}, known.history)
     before = known.state
@@ -350,7 +324,7 @@ def _check(
     stored: list[NewEvent] = []
     refs: list[tuple[str, UUID]] = []
     now = timezone.now()
-    version = existing[-1].version if existing else 0
+    version = known.version
     for item in parsed:
         errors = rules.check(state, item.type, item.data, history=history, prefix=item.prefix)
         corrected = None if errors else _corrected_data(item, history)

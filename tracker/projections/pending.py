@@ -12,6 +12,7 @@ Redis forgets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -19,6 +20,9 @@ from uuid import UUID
 
 import redis
 from django.conf import settings
+
+from . import projector
+from .projector import Left, Outcome, Projection
 
 PENDING = "deal-tracker:projections:pending"
 SCHEDULED = "deal-tracker:projections:scheduled"
@@ -81,6 +85,32 @@ def done(versions: Mapping[UUID, int]) -> int:
     for deal_id, version in versions.items():
         args += [str(deal_id), version]
     return int(_scripts()[1](keys=[PENDING], args=args))
+
+
+def project_waiting(budget_seconds: float) -> tuple[int, Left]:
+    """Project the waiting deals a batch per transaction, settling each entry a projection
+    reached; returns how many deals it projected and what it left."""
+    deadline = time.monotonic() + budget_seconds
+    projected = 0
+    while deal_ids := take(projector.BATCH):
+        results = projector.project_deals(deal_ids)
+        batch = sum(r.outcome is Outcome.PROJECTED for r in results)
+        projected += batch
+        reached = {r.deal_id: _settled(r) for r in results if r.outcome is not Outcome.BUSY}
+        if not done(reached) and not batch:
+            return projected, Left.HELD
+        if time.monotonic() > deadline:
+            return projected, Left.TIME
+    return projected, Left.NOTHING
+
+
+def _settled(result: Projection) -> int:
+    """The version up to which a deal's waiting entry is settled by this result."""
+    if result.outcome is Outcome.FAILED or result.version == 0:
+        # Logged and left to the sweep, or a deal with no stream (nothing will ever come):
+        # an entry kept would only come back here.
+        return 2**31 - 1
+    return result.version
 
 
 def waiting() -> int:

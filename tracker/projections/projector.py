@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -54,6 +55,16 @@ class Projection:
     deal_id: UUID
     outcome: Outcome
     version: int
+
+
+class Left(enum.Enum):
+    """What a catch-up left undone when it stopped."""
+
+    NOTHING = "nothing"
+    HELD = "held"
+    """Only deals that other workers hold, which may have read their streams too early."""
+    TIME = "time"
+    """Its time budget ran out: the caller hands the rest on."""
 
 
 BATCH = 200
@@ -92,6 +103,7 @@ def project_deals(
             streamless = set(missing) - set(created)
             rows |= _lock(created, wait=wait)
         projected = _project_locked(rows, force=force)
+    _log_projected(projected.values())
     return [
         projected.get(deal_id)
         or Projection(deal_id, Outcome.CURRENT if deal_id in streamless else Outcome.BUSY, 0)
@@ -114,7 +126,39 @@ def project_behind(limit: int = BATCH) -> list[Projection]:
             .order_by("deal__updated_at")[:limit]
         )
         projected = _project_locked({row.deal_id: row for row in locked}, force=False)
+    _log_projected(projected.values())
     return list(projected.values())
+
+
+def catch_up_behind(budget_seconds: float) -> tuple[int, Left]:
+    """`project_behind` batch after batch until none is left free, or the budget is spent;
+    returns how many deals it projected and what it left."""
+    deadline = time.monotonic() + budget_seconds
+    projected = 0
+    while done := _count_projected(project_behind(limit=BATCH)):
+        # A batch with none projected: none free was behind, or only deals that cannot be
+        # replayed (logged), which another batch would only take again.
+        projected += done
+        if time.monotonic() > deadline:
+            return projected, Left.TIME
+    return projected, Left.NOTHING
+
+
+def _count_projected(results: Iterable[Projection]) -> int:
+    return sum(result.outcome is Outcome.PROJECTED for result in results)
+
+
+def _log_projected(results: Iterable[Projection]) -> None:
+    """One line per batch naming each deal projected and its version (`id@version`), so that
+    an operator, or a test, can tell which worker projected what."""
+    projected = [r for r in results if r.outcome is Outcome.PROJECTED]
+    if projected:
+        log.info(
+            "%s deal(s) projected: %s",
+            len(projected),
+            " ".join(f"{r.deal_id}@{r.version}" for r in projected),
+            extra={"deal_id": str(projected[0].deal_id) if len(projected) == 1 else None},
+        )
 
 
 def _lock(deal_ids: list[UUID], *, wait: bool) -> dict[UUID, DealState]:

@@ -1,10 +1,10 @@
-"""Celery tasks. They take ids, call the projector and nothing else; running twice is harmless."""
+"""Celery tasks. They call the projector (or `pending`) and turn what it left into a retry or a
+new task; running twice is harmless."""
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import Counter
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from django.db import DatabaseError
 from tracker.eventstore.digest import take_digest
 
 from . import pending, projector
-from .projector import Outcome
+from .projector import Left
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ SWEEP_FAN_OUT = 4
 """At most this many `project_behind` tasks per sweep: enough for every worker process of a
 small deployment to take batches at once; each takes batches until none is left."""
 
-BEHIND_BUDGET_SECONDS = 20.0
+BUDGET_SECONDS = 20.0
+"""How long one catch-up task projects before it hands the rest to a new task."""
 
 
 @shared_task(**_PROJECTING)
@@ -54,7 +55,6 @@ def project_deals(self, deal_ids: list[str]) -> dict[str, int]:
     results = projector.project_deals([UUID(deal_id) for deal_id in deal_ids])
     busy = [str(result.deal_id) for result in results if result.outcome is projector.Outcome.BUSY]
     counts = Counter(result.outcome.value for result in results)
-    _log_projected(results)
     if busy:
         # The holder may have read the stream before this task's event committed.
         raise self.retry(args=[busy], countdown=0.2 * (self.request.retries + 1))
@@ -63,7 +63,7 @@ def project_deals(self, deal_ids: list[str]) -> dict[str, int]:
 
 @shared_task(**_PROJECTING)
 def project_pending(self) -> int:
-    """Project the deals waiting in Redis (see `pending`), a batch per transaction.
+    """Project the deals waiting in Redis (`pending.project_waiting`).
 
     An entry is removed only after its deal's projection has committed at or past its version,
     so this task, redelivered after its worker died, finds what it had not finished. When only
@@ -71,20 +71,12 @@ def project_pending(self) -> int:
     goes to a new task.
     """
     pending.unschedule()
-    deadline = time.monotonic() + BEHIND_BUDGET_SECONDS
-    projected = 0
-    while deal_ids := pending.take(projector.BATCH):
-        results = projector.project_deals(deal_ids)
-        done = _log_projected(results)
-        projected += done
-        settled = {r.deal_id: _settled(r) for r in results if r.outcome is not Outcome.BUSY}
-        if not pending.done(settled) and not done:
-            # Every deal taken is held by another worker, which may have read its stream
-            # before the append that made it wait: look again once it is likely free.
-            raise self.retry(countdown=0.2 * (self.request.retries + 1))
-        if time.monotonic() > deadline:
-            project_pending.delay()
-            break
+    projected, left = pending.project_waiting(BUDGET_SECONDS)
+    if left is Left.HELD:
+        # The holder may have read its stream before the append that made it wait.
+        raise self.retry(countdown=0.2 * (self.request.retries + 1))
+    if left is Left.TIME:
+        project_pending.delay()
     return projected
 
 
@@ -104,41 +96,10 @@ def project_behind(self) -> int:
     Workers running it at once take disjoint batches (SKIP LOCKED). After its time budget it
     hands the rest to a new task rather than holding one worker for a long backlog.
     """
-    deadline = time.monotonic() + BEHIND_BUDGET_SECONDS
-    projected = 0
-    while True:
-        batch = projector.project_behind(limit=projector.BATCH)
-        done = _log_projected(batch)
-        projected += done
-        if not done:
-            break  # None free was behind, or only deals that cannot be replayed (logged).
-        if time.monotonic() > deadline:
-            project_behind.delay()
-            break
+    projected, left = projector.catch_up_behind(BUDGET_SECONDS)
+    if left is Left.TIME:
+        project_behind.delay()
     return projected
-
-
-def _settled(result: projector.Projection) -> int:
-    """The version up to which a deal's waiting entry is settled by this result."""
-    if result.outcome is Outcome.FAILED or result.version == 0:
-        # Logged and left to the sweep, or a deal with no stream (nothing will ever come):
-        # an entry kept would only come back here.
-        return 2**31 - 1
-    return result.version
-
-
-def _log_projected(results: list[projector.Projection]) -> int:
-    """One line per batch naming each deal projected and its version (`id@version`), so that
-    an operator, or a test, can tell which worker projected what; returns how many."""
-    projected = [r for r in results if r.outcome is projector.Outcome.PROJECTED]
-    if projected:
-        log.info(
-            "%s deal(s) projected: %s",
-            len(projected),
-            " ".join(f"{r.deal_id}@{r.version}" for r in projected),
-            extra={"deal_id": str(projected[0].deal_id) if len(projected) == 1 else None},
-        )
-    return len(projected)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, expires=60)
