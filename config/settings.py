@@ -318,6 +318,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "HealthStateEnum": "tracker.api.serializers.HEALTH_STATES",
         "DealKindEnum": "tracker.deals.events.DEAL_KINDS",
+        "WeaponStatusEnum": "tracker.deals.events.WEAPON_STATUSES",
         "OrganisationKindEnum": "tracker.deals.models.Organisation.Kind",
     },
 }

@@ -76,13 +76,22 @@ class TestDomainExamples:
 
     def test_deal_3_has_its_money_and_quantity_exactly(self, reader, seeded):
         body = state(reader, seeded["deal3"])
-        assert body["state"]["contracts"] == [
+        contracts = body["state"]["contracts"]
+        assert contracts == [
             {
+                "id": contracts[0]["id"],
                 "buyer": str(seeded["turkiye"]),
                 "supplier": str(seeded["bae"]),
                 "item": "Eurofighter Typhoon",
                 "quantity": 20,
                 "value": {"amount": "5400000000", "currency": "GBP"},
+                "ordered_on": {"date": "2025-01-01", "precision": "year"},
+                "quantity_estimate": False,
+                "weapon": None,
+                "tiv_unit": None,
+                "ordered": 20,
+                "delivered": 0,
+                "deliveries": [],
             }
         ]
         assert body["as_of"] is None

@@ -178,11 +178,19 @@ class TestJson:
         body = deal_json(deal)
         assert body["contracts"] == [
             {
+                "id": str(deal.contracts[0].id),
                 "buyer": str(BAYKAR),
                 "supplier": str(LEONARDO),
                 "item": "UAV",
                 "quantity": 20,
                 "value": value,
+                "ordered_on": {"date": "2025-01-01", "precision": "year"},
+                "quantity_estimate": False,
+                "weapon": None,
+                "tiv_unit": None,
+                "ordered": 20,
+                "delivered": 0,
+                "deliveries": [],
             }
         ]
         assert body["joint_venture"]["shares"][0] == {"organisation": str(BAYKAR), "percent": "50"}
@@ -252,11 +260,19 @@ class TestJson:
             },
             "contracts": [
                 {
+                    "id": str(deal.contracts[0].id),
                     "buyer": str(BAYKAR),
                     "supplier": str(LEONARDO),
                     "item": "UAV",
                     "quantity": None,
                     "value": money,
+                    "ordered_on": YEAR_2025,
+                    "quantity_estimate": False,
+                    "weapon": None,
+                    "tiv_unit": None,
+                    "ordered": None,
+                    "delivered": 0,
+                    "deliveries": [],
                 }
             ],
             "budgets": [
@@ -279,6 +295,7 @@ class TestJson:
             "version": 9,
             "opened_on": YEAR_2025,
             "updated_at": "2025-07-01T09:09:00.123456Z",
+            "external_ids": [],
         }
         assert json.dumps(deal_json(deal)) == json.dumps(expected)
 

@@ -351,7 +351,25 @@ def fact_data(kind: str, n: int) -> dict[str, Any]:
             "headquarters_country": "IT",
             "scope": "",
         },
-        "ContractAwarded": {"buyer": a, "supplier": b, "item": f"item {n}", "value": money},
+        "ContractAwarded": (
+            {"buyer": a, "supplier": b, "item": f"item {n}", "value": money}
+            if n % 2
+            else {
+                "buyer": a,
+                "supplier": b,
+                "item": f"item {n}",
+                "quantity": 10 + n,
+                "weapon": {"designation": f"D-{n}", "category": "Aircraft", "status": "new"},
+                "tiv_unit": str(n),
+            }
+        ),
+        "DeliveryRecorded": {
+            # Streams made by streams_with_late_facts name one of their own contracts.
+            "contract": str(UUID(int=2 + n % 5)),
+            "quantity": 1 + n % 4,
+            "quantity_estimate": n % 3 == 0,
+            **({"tiv": str(n)} if n % 2 else {}),
+        },
         "BudgetAllocated": {"authority": a, "purpose": f"purpose {n}", "amount": money},
         "SupportAgreed": {"provider": a, "recipient": b, "programme": f"programme {n}"},
         "StageChanged": {"stage": CHANGEABLE_STAGES[n % len(CHANGEABLE_STAGES)], "reason": "r"},
@@ -372,6 +390,8 @@ def streams_with_late_facts(draw: st.DrawFn) -> list[Any]:
     items = [opening | {"event_id": UUID(int=1)}]
     # A few types per stream, so that facts of one type often meet in the fold.
     kinds = draw(st.lists(st.sampled_from(FACT_TYPES), min_size=1, max_size=4, unique=True))
+    if "DeliveryRecorded" in kinds:
+        kinds.append("ContractAwarded")
     for _ in range(draw(st.integers(1, 30))):
         action = draw(st.sampled_from(["fact"] * 4 + ["retract", "correct"]))
         if action == "retract":
@@ -382,15 +402,26 @@ def streams_with_late_facts(draw: st.DrawFn) -> list[Any]:
             target = draw(st.sampled_from([i for i in items if i["type"] not in META_TYPES]))
             body = {"event_id": str(target["event_id"])}
             if draw(st.booleans()):
-                body["data"] = fact_data(target["type"], draw(st.integers(0, 99)))
+                body["data"] = _naming_contracts(
+                    fact_data(target["type"], draw(st.integers(0, 99))), items, draw
+                )
             if "data" not in body or draw(st.booleans()):
                 body["occurred"] = draw(occurred_values())
             item = fact("FactCorrected", body, YEAR_2025)
         else:
             kind = draw(st.sampled_from(kinds))
-            item = fact(kind, fact_data(kind, draw(st.integers(0, 99))), draw(occurred_values()))
+            data = _naming_contracts(fact_data(kind, draw(st.integers(0, 99))), items, draw)
+            item = fact(kind, data, draw(occurred_values()))
         items.append(item | {"event_id": UUID(int=len(items) + 1)})
     return recorded(items)
+
+
+def _naming_contracts(data: dict[str, Any], items: list[Any], draw: st.DrawFn) -> dict[str, Any]:
+    """A delivery's data naming one of the stream's contracts, where it has one."""
+    contracts = [i["event_id"] for i in items if i["type"] == "ContractAwarded"]
+    if "contract" not in data or not contracts:
+        return data
+    return data | {"contract": str(draw(st.sampled_from(contracts)))}
 
 
 class TestTimelineEvents:

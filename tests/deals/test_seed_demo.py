@@ -7,6 +7,7 @@ import re
 from datetime import date
 from io import StringIO
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from django.core.management import call_command
@@ -116,4 +117,8 @@ def test_the_demo_deals_json_is_as_pinned_byte_for_byte(seeded: str) -> None:
     for number, expected in pinned.items():
         body = deal_json(state(deal_id(int(number))).state)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", body.pop("updated_at"))
+        # A contract is named by its event, whose id the store makes afresh on every seed.
+        for contract in body["contracts"]:
+            assert UUID(contract["id"])
+            contract["id"] = "<the ContractAwarded event's id>"
         assert json.dumps(body, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)

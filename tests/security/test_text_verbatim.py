@@ -71,8 +71,16 @@ def events_for(a: UUID, b: UUID, c: UUID, text: str = HOSTILE) -> list[tuple[str
         ),
         (
             "ContractAwarded",
-            {"buyer": a, "supplier": b, "item": text, "quantity": 2, "value": money},
+            {
+                "buyer": a,
+                "supplier": b,
+                "item": text,
+                "quantity": 2,
+                "value": money,
+                "weapon": {"designation": text, "description": text, "category": text},
+            },
         ),
+        ("DeliveryRecorded", {"contract": "<the contract>", "quantity": 1}),
         (
             "BudgetAllocated",
             {
@@ -157,6 +165,8 @@ def record_every_type(
             data = {**data, "event_id": ids["NoteAdded"]}
         if data.get("event_id") == "<the quote>":
             data = {**data, "event_id": ids["QuoteRecorded"]}
+        if data.get("contract") == "<the contract>":
+            data = {**data, "contract": ids["ContractAwarded"]}
         response = editor.post(
             f"/api/v1/deals/{deal}/events/",
             {**body(type_, data, version), "source": source},

@@ -227,11 +227,19 @@ class Occurred(Closed):
     """When a fact happened, to the precision it is known: a day, a month or a year.
 
     The date of a month (year) is the first of that month (year), so no day is ever invented:
-    `Occurred(date(2025, 6, 1), "month")` is "some day in June 2025".
+    `Occurred(date(2025, 6, 1), "month")` is "some day in June 2025". `estimate` says the
+    source itself gives the date as its estimate (a register's "Order date is estimate"); it
+    is not `uncertain`, which is about a date inside a period, and it appears in JSON only when
+    true, so dates recorded before it existed keep their bytes and hashes.
     """
 
     date: DateString
     precision: Precision
+    estimate: bool = Field(
+        default=False,
+        exclude_if=lambda value: not value,
+        description="The source gives this date as an estimate.",
+    )
 
     def __init__(self, date: Any = None, precision: Any = None, /, **data: Any) -> None:
         if date is not None:
@@ -264,8 +272,11 @@ class Occurred(Closed):
         """The last day of the period."""
         return period_end(self.date, self.precision)
 
-    def to_json(self) -> dict[str, str]:
-        return {"date": self.date.isoformat(), "precision": self.precision}
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"date": self.date.isoformat(), "precision": self.precision}
+        if self.estimate:
+            found["estimate"] = True
+        return found
 
 
 def period_end(start: Date, precision: str) -> Date:
@@ -331,11 +342,28 @@ class PartyRef(Closed):
     role: ShortText
 
 
+ExternalId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z][A-Z0-9_-]{0,19}:[A-Za-z0-9._/-]{1,100}$"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[A-Z][A-Z0-9_-]{0,19}:[A-Za-z0-9._/-]{1,100}$",
+            "description": "A register's own key for the deal, e.g. SIPRI:60123.",
+        }
+    ),
+]
+
+
 class DealOpened(EventData):
+    """Version 2 added `external_ids`: the keys published registers give the deal."""
+
+    schema_version = 2
     title: ShortText
     kind: DealKind
     summary: OptionalText = ""
     parties: list[PartyRef] = Field(min_length=1)
+    external_ids: list[ExternalId] = Field(default_factory=list, max_length=20)
     organisation_paths = ("parties[*].organisation",)
 
     @field_validator("parties")
@@ -343,6 +371,13 @@ class DealOpened(EventData):
     def _distinct(cls, parties: list[PartyRef]) -> list[PartyRef]:
         _refuse_duplicates([p.organisation for p in parties], "an organisation")
         return parties
+
+    @field_validator("external_ids")
+    @classmethod
+    def _distinct_ids(cls, ids: list[str]) -> list[str]:
+        if len(set(ids)) != len(ids):
+            raise ValueError("an external id appears twice")
+        return ids
 
 
 class PartyAdded(EventData):
@@ -398,17 +433,62 @@ class JointVentureFormed(EventData):
         return shares
 
 
+WEAPON_STATUSES = ("new", "second_hand", "second_hand_modernized")
+
+
+class Weapon(Closed):
+    """What a contract orders, as arms-transfer registers describe it (SIPRI's columns)."""
+
+    designation: ShortText
+    description: OptionalShortText = ""
+    category: OptionalShortText = Field(default="", description="e.g. Aircraft, Missiles.")
+    status: Literal["new", "second_hand", "second_hand_modernized"] | None = None
+    local_production: bool | None = Field(
+        default=None, description="Produced or assembled in the recipient's country."
+    )
+
+
+TIV_MEANS = "SIPRI trend-indicator value: a volume of arms transferred, never money."
+
+
 class ContractAwarded(EventData):
+    """Version 2: `value` may be unknown (registers publish volumes, not prices), the quantity
+    may be an estimate, and the weapon ordered may be described, with its TIV per unit."""
+
+    schema_version = 2
     buyer: OrganisationId
     supplier: OrganisationId
     item: ShortText
     quantity: Quantity | None = None
-    value: Money
+    quantity_estimate: bool = False
+    value: Money | None = None
+    weapon: Weapon | None = None
+    tiv_unit: DecimalString | None = Field(default=None, description=f"Per item. {TIV_MEANS}")
     organisation_paths = ("buyer", "supplier")
 
     def problems(self) -> list[tuple[str, str]]:
-        if self.value.amount <= 0:
-            return [("value.amount", "the contract value must be more than 0")]
+        found = []
+        if self.value is not None and self.value.amount <= 0:
+            found.append(("value.amount", "the contract value must be more than 0"))
+        if self.tiv_unit is not None and self.tiv_unit < 0:
+            found.append(("tiv_unit", "must be 0 or more"))
+        if self.quantity_estimate and self.quantity is None:
+            found.append(("quantity_estimate", "is about the quantity: give the quantity too"))
+        return found
+
+
+class DeliveryRecorded(EventData):
+    """Items delivered under a contract of the deal; `occurred` says when (a year, for a
+    register). The total delivered never exceeds a known ordered quantity (rules.py)."""
+
+    contract: EventId = Field(description="The ContractAwarded event delivered under.")
+    quantity: Quantity
+    quantity_estimate: bool = False
+    tiv: DecimalString | None = Field(default=None, description=f"Of this delivery. {TIV_MEANS}")
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.tiv is not None and self.tiv < 0:
+            return [("tiv", "must be 0 or more")]
         return []
 
 
@@ -688,6 +768,7 @@ for _cls in (
     MouSigned,
     JointVentureFormed,
     ContractAwarded,
+    DeliveryRecorded,
     BudgetAllocated,
     SupportAgreed,
     StageChanged,
@@ -697,3 +778,16 @@ for _cls in (
     FactCorrected,
 ):
     register_event_type(_cls)
+
+
+@register_upcaster("DealOpened", 1)
+def _deal_opened_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 data is valid version 2 data: a deal opened before external ids had none,
+    # which the default says, so the data is shown as it was stored.
+    return dict(data)
+
+
+@register_upcaster("ContractAwarded", 1)
+def _contract_awarded_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 always had a value and no weapon: nothing to convert, only to copy.
+    return dict(data)

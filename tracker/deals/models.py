@@ -89,3 +89,73 @@ class Organisation(models.Model):
             if ancestor.pk == self.pk:
                 raise ValidationError({"parent": "An organisation cannot be its own ancestor."})
             ancestor = ancestor.parent
+
+
+class RegisterName(models.Model):
+    """How a published register names an organisation: SIPRI's "Turkiye" is the Government
+    of Türkiye. Analysts extend the mapping in the admin; a name with no row here (and no
+    organisation of exactly that name) is reported by the import, never invented."""
+
+    register = models.CharField(max_length=20, default="SIPRI")
+    name = models.CharField(max_length=200, validators=[validate_one_line])
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="register_names"
+    )
+
+    class Meta:
+        ordering = ["register", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["register", "name"], name="registername_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.register}: {self.name}"
+
+
+class RegisterImport(models.Model):
+    """One import of one edition of a published register: what was read and what it did.
+
+    A record of work done, written once when the import ends; the facts themselves are events.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    register = models.CharField(max_length=20, default="SIPRI")
+    edition = models.DateField(help_text="The edition's publication date.")
+    file_name = models.CharField(max_length=255, blank=True)
+    file_format = models.CharField(max_length=10)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the file, hex.")
+    actor = models.CharField(max_length=150)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty while the import runs, or if it stopped."
+    )
+    counts = models.JSONField(default=dict)
+    """rows, deals, deals_opened, deals_changed, deals_unchanged, deals_refused, rows_refused,
+    appended (by event type)."""
+    refused = models.JSONField(default=list)
+    """[{"line": n, "deal": "60123", "reason": "..."}], in line order."""
+    unresolved = models.JSONField(default=list)
+    """Register names that no organisation answers to, sorted."""
+
+    class Meta:
+        ordering = ["-finished_at"]
+        indexes = [models.Index(fields=["register", "edition"], name="registerimport_edition_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.register} {self.edition} ({self.finished_at:%Y-%m-%d %H:%M})"
+
+
+class ImportedEvent(models.Model):
+    """An event an import appended, so that `/imports/{id}/` can list them in ledger order."""
+
+    register_import = models.ForeignKey(
+        RegisterImport, on_delete=models.PROTECT, related_name="events"
+    )
+    event_id = models.UUIDField(unique=True)
+    deal_id = models.UUIDField()
+
+    class Meta:
+        indexes = [models.Index(fields=["register_import", "id"], name="importedevent_import_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} by {self.register_import_id}"

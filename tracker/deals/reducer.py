@@ -18,6 +18,8 @@ date before a party joined) must still give a state, not an error.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -33,11 +35,13 @@ from .errors import UnknownEventType
 from .events import (
     FINAL_STAGES,
     STAGES,
+    TIV_MEANS,
     CountryCode,
     DealKind,
     DecimalString,
     Money,
     Occurred,
+    Weapon,
     upcast,
 )
 
@@ -110,12 +114,61 @@ class JointVenture:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryYear:
+    """What was delivered under a contract in one year, the year's deliveries added up."""
+
+    year: int
+    quantity: int
+    estimate: Annotated[bool, Field(description="A quantity is the source's estimate.")]
+    year_estimate: Annotated[bool, Field(description="The year is the source's estimate.")]
+    tiv: Annotated[DecimalString | None, Field(description=TIV_MEANS)]
+
+    def plus(self, other: DeliveryYear) -> DeliveryYear:
+        tivs = [t for t in (self.tiv, other.tiv) if t is not None]
+        return DeliveryYear(
+            year=self.year,
+            quantity=self.quantity + other.quantity,
+            estimate=self.estimate or other.estimate,
+            year_estimate=self.year_estimate or other.year_estimate,
+            tiv=sum(tivs, Decimal(0)) if tivs else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One `DeliveryRecorded`, as the reducer keeps it until its contract is in the state."""
+
+    contract: UUID
+    year: DeliveryYear
+
+
+@dataclass(frozen=True, slots=True)
 class Contract:
+    id: Annotated[UUID, Field(description="The `ContractAwarded` event; deliveries name it.")]
     buyer: UUID
     supplier: UUID
     item: str
     quantity: int | None
-    value: Money
+    value: Money | None
+    ordered_on: Annotated[Occurred, Field(description="The `occurred` of the award.")]
+    quantity_estimate: bool
+    weapon: Weapon | None
+    tiv_unit: Annotated[DecimalString | None, Field(description=f"Per item. {TIV_MEANS}")]
+    ordered: Annotated[int | None, Field(description="The quantity ordered, where known.")]
+    delivered: Annotated[int, Field(description="Items delivered so far.")]
+    deliveries: Annotated[tuple[DeliveryYear, ...], Field(description="By year, in order.")]
+
+    def with_delivery(self, delivery: DeliveryYear) -> Contract:
+        """The contract with one more delivery added into its year."""
+        years = list(self.deliveries)
+        index = bisect.bisect_left([d.year for d in years], delivery.year)
+        if index < len(years) and years[index].year == delivery.year:
+            years[index] = years[index].plus(delivery)
+        else:
+            years.insert(index, delivery)
+        return dataclasses.replace(
+            self, deliveries=tuple(years), delivered=self.delivered + delivery.quantity
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,16 +227,26 @@ class Deal:
     version: Annotated[int, Field(ge=1, description="Last event applied.")]
     opened_on: Annotated[Occurred, Field(description="The `occurred` of `DealOpened`.")]
     updated_at: Annotated[Timestamp, Field(description="Ledger time of the last event applied.")]
+    external_ids: Annotated[
+        tuple[str, ...], Field(description="Registers' keys for the deal, e.g. SIPRI:60123.")
+    ] = ()
     # The ids of retracted events: internal, not part of the JSON.
     retracted: Annotated[frozenset[UUID], Field(exclude=True)] = frozenset()
+    # Deliveries folded before their contract (dated before its award, or the award retracted
+    # or left out by an as-of date): internal, held until the contract arrives.
+    # Not compared: the same deliveries wait whatever order they were folded in.
+    unplaced: Annotated[tuple[Delivery, ...], Field(exclude=True)] = dataclasses.field(
+        default=(), compare=False
+    )
 
     def party_ids(self) -> frozenset[UUID]:
         return frozenset(p.organisation for p in self.parties)
 
 
-STATE_FIELDS = tuple(f.name for f in fields(Deal) if f.name != "retracted")
+INTERNAL = frozenset({"retracted", "unplaced"})
+STATE_FIELDS = tuple(f.name for f in fields(Deal) if f.name not in INTERNAL)
 """The fields of a deal's JSON, in its order."""
-BOOKKEEPING = frozenset({"version", "updated_at", "uncertain", "retracted"})
+BOOKKEEPING = frozenset({"version", "updated_at", "uncertain", *INTERNAL})
 """Fields every event moves; the timeline's "changed" leaves them out."""
 _RANK = {stage: rank for rank, stage in enumerate(STAGES)}
 
@@ -197,6 +260,7 @@ class _Draft:
     __slots__ = (
         "budgets",
         "contracts",
+        "external_ids",
         "id",
         "joint_venture",
         "kind",
@@ -211,6 +275,7 @@ class _Draft:
         "support",
         "title",
         "uncertain",
+        "unplaced",
         "updated_at",
         "version",
     )
@@ -246,7 +311,9 @@ class _Draft:
             version=self.version,
             opened_on=self.opened_on,
             updated_at=self.updated_at,
+            external_ids=tuple(self.external_ids),
             retracted=frozenset(self.retracted),
+            unplaced=tuple(self.unplaced),
         )
 
     def advance(self, stage: str) -> None:
@@ -313,7 +380,9 @@ def _opened(event: EventLike, data: dict[str, Any]) -> _Draft:
     draft.version = 0
     draft.opened_on = occurred_value(event.occurred)
     draft.updated_at = event.recorded_at
+    draft.external_ids = tuple(data.get("external_ids", ()))
     draft.retracted = set()
+    draft.unplaced = []
     return draft
 
 
@@ -350,16 +419,40 @@ def _joint_venture_formed(draft: _Draft, data: dict[str, Any], event: EventLike)
 
 
 def _contract_awarded(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
-    draft.contracts.append(
-        Contract(
-            buyer=UUID(data["buyer"]),
-            supplier=UUID(data["supplier"]),
-            item=data["item"],
-            quantity=data.get("quantity"),
-            value=money_value(data["value"]),
-        )
+    weapon = data.get("weapon")
+    tiv_unit = data.get("tiv_unit")
+    contract = Contract(
+        id=event.event_id,
+        buyer=UUID(data["buyer"]),
+        supplier=UUID(data["supplier"]),
+        item=data["item"],
+        quantity=data.get("quantity"),
+        value=money_value(data["value"]) if data.get("value") else None,
+        ordered_on=occurred_value(event.occurred),
+        quantity_estimate=data.get("quantity_estimate", False),
+        weapon=Weapon.model_construct(**weapon) if weapon else None,
+        tiv_unit=Decimal(tiv_unit) if tiv_unit is not None else None,
+        ordered=data.get("quantity"),
+        delivered=0,
+        deliveries=(),
     )
+    # A delivery folded before its award (dated earlier) counts once the award is in.
+    for held in [d for d in draft.unplaced if d.contract == contract.id]:
+        contract = contract.with_delivery(held.year)
+        draft.unplaced.remove(held)
+    draft.contracts.append(contract)
     draft.advance("agreed")
+
+
+def _delivery_recorded(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
+    delivery = delivery_value(data, event.occurred)
+    for index, contract in enumerate(draft.contracts):
+        if contract.id == delivery.contract:
+            draft.contracts[index] = contract.with_delivery(delivery.year)
+            break
+    else:
+        draft.unplaced.append(delivery)
+    draft.advance("active")
 
 
 def _budget_allocated(draft: _Draft, data: dict[str, Any], event: EventLike) -> None:
@@ -427,6 +520,7 @@ HANDLERS: dict[str, Handler] = {
     "MouSigned": _mou_signed,
     "JointVentureFormed": _joint_venture_formed,
     "ContractAwarded": _contract_awarded,
+    "DeliveryRecorded": _delivery_recorded,
     "BudgetAllocated": _budget_allocated,
     "SupportAgreed": _support_agreed,
     "StageChanged": _stage_changed,
@@ -447,8 +541,43 @@ def occurred_value(data: dict[str, Any] | None) -> Occurred:
     if data is None:
         raise ValueError("an event without `occurred` cannot open a deal")
     return Occurred.model_construct(
-        date=Date.fromisoformat(data["date"]), precision=data["precision"]
+        date=Date.fromisoformat(data["date"]),
+        precision=data["precision"],
+        estimate=data.get("estimate", False),
     )
+
+
+def delivery_value(data: dict[str, Any], occurred: dict[str, Any] | None) -> Delivery:
+    """A `DeliveryRecorded` as its contract counts it: in the year it `occurred`."""
+    when = occurred_value(occurred)
+    tiv = data.get("tiv")
+    return Delivery(
+        contract=UUID(data["contract"]),
+        year=DeliveryYear(
+            year=when.date.year,
+            quantity=data["quantity"],
+            estimate=data.get("quantity_estimate", False),
+            year_estimate=when.estimate,
+            tiv=Decimal(tiv) if tiv is not None else None,
+        ),
+    )
+
+
+def place_deliveries(
+    contracts: tuple[Contract, ...], deliveries: Iterable[Delivery]
+) -> tuple[Contract, ...]:
+    """The contracts with these deliveries added: what folding them gives, in any order."""
+    by_contract: dict[UUID, list[DeliveryYear]] = {}
+    for delivery in deliveries:
+        by_contract.setdefault(delivery.contract, []).append(delivery.year)
+    if not by_contract:
+        return contracts
+    placed = []
+    for contract in contracts:
+        for year in by_contract.get(contract.id, ()):
+            contract = contract.with_delivery(year)
+        placed.append(contract)
+    return tuple(placed)
 
 
 # --- comparing and serialising ---------------------------------------------------------------

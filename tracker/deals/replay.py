@@ -40,7 +40,17 @@ from tracker.eventstore.store import RecordedEvent, read_stream
 from .cache import FoldKey, Snapshot, streams
 from .errors import DealNotFound
 from .events import META_TYPES, period_end, schema_for, upcast
-from .reducer import BOOKKEEPING, STATE_FIELDS, Deal, EventLike, apply, changed_fields, fold
+from .reducer import (
+    BOOKKEEPING,
+    STATE_FIELDS,
+    Deal,
+    EventLike,
+    apply,
+    changed_fields,
+    delivery_value,
+    fold,
+    place_deliveries,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +310,7 @@ _ADVANCES = (
     "MouSigned",
     "JointVentureFormed",
     "ContractAwarded",
+    "DeliveryRecorded",
     "BudgetAllocated",
     "SupportAgreed",
 )
@@ -323,6 +334,8 @@ class _Timeline:
     - `parties` come from folding the opening and the party facts;
     - each list (`contracts`, `notes`, ...) holds one item per fact of its type in fold-key
       order, each item built by the reducer once, when the fact (or its correction) arrives;
+    - each contract then counts the deliveries in force that name it: adding them up does not
+      depend on their order (`reducer.place_deliveries`), so neither does the result;
     - `version` and `updated_at` are the last event's unless it is a retracted fact, as in
       `replay_events`; `retracted` names every event a retraction names.
     tests/deals/test_replay.py proves the result equal to replaying each prefix on random
@@ -347,6 +360,8 @@ class _Timeline:
         self.progress: Deal | None = None
         self.parties_dirty = True
         self.parties: tuple[Any, ...] = ()
+        self.contracts_dirty = False
+        self.contracts: tuple[Any, ...] = ()
         self.top: EventLike | None = None
 
     def add(self, event: EventLike) -> Deal | None:
@@ -409,6 +424,8 @@ class _Timeline:
             self.lists[name] = tuple(items)
         if fact.type in _PARTIES or fact.type == "DealOpened":
             self.parties_dirty = True
+        if fact.type in ("ContractAwarded", "DeliveryRecorded"):
+            self.contracts_dirty = True
 
     def _last(self, kind: str) -> EventLike | None:
         keys = self.keys.get(kind)
@@ -437,11 +454,18 @@ class _Timeline:
             assert folded is not None
             self.parties = folded.parties
             self.parties_dirty = False
+        if self.contracts_dirty:
+            deliveries = [
+                delivery_value(upcast(f.type, f.schema_version, f.data)[0], f.occurred)
+                for f in (self.by_key[key] for key in self.keys.get("DeliveryRecorded", ()))
+            ]
+            self.contracts = place_deliveries(self.lists["contracts"], deliveries)
+            self.contracts_dirty = False
         assert self.progress is not None
         return dataclasses.replace(
             self.progress,
             parties=self.parties,
-            **self.lists,
+            **{**self.lists, "contracts": self.contracts},
             version=self.top.version,
             updated_at=self.top.recorded_at,
             uncertain=False,

@@ -15,6 +15,8 @@ from .errors import FieldError, InvalidEvent
 from .events import (
     FINAL_STAGES,
     META_TYPES,
+    ContractAwarded,
+    DeliveryRecorded,
     EventData,
     FactCorrected,
     FactRetracted,
@@ -37,6 +39,7 @@ def check(
     history: Mapping[UUID, EventLike],
     prefix: str = "",
     correcting: bool = False,
+    corrected_id: UUID | None = None,
 ) -> list[FieldError]:
     """What is wrong with appending this event to a deal now in `deal` (empty: nothing).
 
@@ -44,7 +47,7 @@ def check(
     before every field name ("events[2]." in a batch). With `correcting`, `data` is the new
     data of an earlier fact of `event_type` and `deal` the state without that fact: the fact's
     own rules apply, not those about when facts may be appended (a finished deal's facts may
-    still be corrected).
+    still be corrected). `corrected_id` is then the id of that fact.
     """
     found: list[FieldError] = []
 
@@ -80,9 +83,43 @@ def check(
                     f"data.shares[{index}].organisation",
                     "every shareholder must be a party to the deal",
                 )
+    elif isinstance(data, DeliveryRecorded):
+        found.extend(_check_delivery(deal, data, history, prefix))
+    elif isinstance(data, ContractAwarded) and correcting and data.quantity is not None:
+        delivered = sum(d.year.quantity for d in deal.unplaced if d.contract == corrected_id)
+        if delivered > data.quantity:
+            error(
+                "data.quantity",
+                f"{delivered} items are recorded as delivered under this contract, more than "
+                f"{data.quantity}",
+            )
     elif isinstance(data, FactRetracted | FactCorrected):
         found.extend(_check_target(deal, event_type, data, history, prefix))
     return found
+
+
+def _check_delivery(
+    deal: Deal, data: DeliveryRecorded, history: Mapping[UUID, EventLike], prefix: str
+) -> list[FieldError]:
+    field = prefix + "data.contract"
+    target = history.get(data.contract)
+    if target is None or target.type != "ContractAwarded":
+        return [FieldError(field, "no ContractAwarded with this id in this deal")]
+    if data.contract in deal.retracted:
+        return [FieldError(field, "that contract is retracted")]
+    contract = next((c for c in deal.contracts if c.id == data.contract), None)
+    if contract is None or contract.ordered is None:
+        return []
+    total = contract.delivered + data.quantity
+    if total > contract.ordered:
+        return [
+            FieldError(
+                prefix + "data.quantity",
+                f"would bring the deliveries under this contract to {total}, more than the "
+                f"{contract.ordered} ordered ({contract.delivered} delivered so far)",
+            )
+        ]
+    return []
 
 
 def _check_target(

@@ -12,6 +12,7 @@ the projections app listens and dispatches its task on commit (this app imports 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ class ProposedEvent:
     data: Mapping[str, Any]
     occurred: Occurred | Mapping[str, Any]
     source: Source | Mapping[str, Any]
+    event_id: UUID | None = None
+    """Chosen by a caller whose later events in the same batch name this one (an import's
+    deliveries name their contract); made by the store otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ class _Parsed:
     prefix: str
     data_at: str
     """Where the event's data sits in the caller's input: "data", "events[2].data", or ""."""
+    event_id: UUID | None = None
 
 
 def open_deal(
@@ -263,7 +268,9 @@ def _parse(
             found.append(_future(join_path(data_at, "occurred"), data.occurred, latest))
         errors.extend(found)
         if not found:
-            parsed.append(_Parsed(event.type, data, occurred, source, prefix, data_at))
+            parsed.append(
+                _Parsed(event.type, data, occurred, source, prefix, data_at, event.event_id)
+            )
     if errors:
         raise InvalidEvent(errors)
     return parsed
@@ -390,6 +397,7 @@ def _check_correction(
         history={e.event_id: e for e in without},
         prefix=item.prefix + "data.",
         correcting=True,
+        corrected_id=target.event_id,
     )
 
 
@@ -405,7 +413,7 @@ def _normalise(item: _Parsed, history: Mapping[UUID, Any], corrected: EventData 
             "data_schema_version": schema_for(target_type).schema_version,
         }
     )
-    return _Parsed(item.type, data, item.occurred, item.source, item.prefix, item.data_at)
+    return dataclasses.replace(item, data=data)
 
 
 def _organisations(item: _Parsed, corrected: EventData | None) -> list[tuple[str, UUID]]:
@@ -441,6 +449,7 @@ def _stored(parsed: list[_Parsed]) -> list[NewEvent]:
             occurred=item.occurred.to_json(),
             source=item.source.to_json(),
             schema_version=type(item.data).schema_version,
+            **({"event_id": item.event_id} if item.event_id else {}),
         )
         for item in parsed
     ]
