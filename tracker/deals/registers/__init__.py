@@ -1,0 +1,1 @@
+"""Readers of published registers (SIPRI's trade register): pure parsers, no Django."""
