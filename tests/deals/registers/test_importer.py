@@ -1,0 +1,227 @@
+"""Importing SIPRI's trade register edition by edition: what each edition appends, and why."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from tracker.deals import replay
+from tracker.deals.models import ImportedEvent, RegisterImport
+from tracker.deals.reducer import deal_json
+from tracker.deals.registers.importer import (
+    URL,
+    ImportRefused,
+    ImportReport,
+    deal_id_for,
+    import_register,
+)
+from tracker.deals.registers.names import load_names
+from tracker.eventstore.store import read_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SAMPLES = Path(__file__).parents[3] / "tracker" / "deals" / "fixtures" / "sipri"
+EDITION_1 = SAMPLES / "trade-register-2024.csv"
+EDITION_2 = SAMPLES / "trade-register-2025.csv"
+TEXT_1 = SAMPLES / "deals-and-tivs-2024.txt"
+TEXT_2 = SAMPLES / "deals-and-tivs-2025.txt"
+MALFORMED = SAMPLES / "trade-register-2025-malformed.csv"
+IMPORTED_DEALS = ["60123", "60245", "60402", "60518", "60634", "60889", "60917"]
+
+
+@pytest.fixture
+def names() -> None:
+    load_names((SAMPLES / "names.csv").read_text(encoding="utf-8"))
+
+
+def run(path: Path, **options: Any) -> ImportReport:
+    return import_register(path.read_bytes(), actor="analyst", file_name=path.name, **options)
+
+
+def stream(sipri_id: str) -> list[Any]:
+    return read_stream(deal_id_for(f"SIPRI:{sipri_id}"))
+
+
+def contract(sipri_id: str, **at: Any) -> dict[str, Any]:
+    found = replay.state(deal_id_for(f"SIPRI:{sipri_id}"), **at).state
+    assert found is not None
+    (only,) = found.contracts
+    return {
+        "ordered_on": only.ordered_on.to_json(),
+        "delivered": only.delivered,
+        "by_year": {
+            d.year: (d.quantity, d.estimate, d.year_estimate, d.tiv) for d in only.deliveries
+        },
+        "weapon": only.weapon.model_dump() if only.weapon else None,
+    }
+
+
+class TestFirstEdition:
+    def test_opens_a_deal_per_resolved_sipri_deal_with_its_order_and_deliveries(
+        self, names: None
+    ) -> None:
+        report = run(EDITION_1)
+
+        assert report.edition == date(2024, 3, 11)
+        assert (report.deals, report.deals_opened, report.deals_refused) == (8, 7, 1)
+        assert report.appended == {"DealOpened": 7, "ContractAwarded": 7, "DeliveryRecorded": 12}
+        tb2 = contract("60123")
+        assert tb2["delivered"] == 24
+        assert tb2["by_year"][2021] == (6, True, False, 9)
+        assert tb2["ordered_on"] == {"date": "2019-01-01", "precision": "year"}
+        anka = contract("60245")
+        assert anka["ordered_on"] == {"date": "2019-01-01", "precision": "year", "estimate": True}
+        state = replay.state(deal_id_for("SIPRI:60402")).state
+        assert state.external_ids == ("SIPRI:60402",)
+        assert state.contracts[0].weapon.status == "second_hand"
+        assert state.stage == "active"
+        assert replay.state(deal_id_for("SIPRI:60889")).state.stage == "agreed"
+
+    def test_every_fact_cites_the_register_its_edition_and_its_row(self, names: None) -> None:
+        run(EDITION_1)
+        for event in stream("60518"):
+            assert event.source["url"] == URL
+            assert event.source["published_on"] == "2024-03-11"
+            assert "deal 60518, line" in event.source["title"]
+        lines = [e.source["title"].rsplit("line ", 1)[1] for e in stream("60518")]
+        # The opening and the order cite the deal's first row; each delivery its own.
+        assert lines == ["19", "19", "19", "20", "21"]
+
+    def test_an_unresolved_name_is_reported_and_its_deal_refused(self, names: None) -> None:
+        report = run(EDITION_1)
+
+        assert report.unresolved == ["unknown supplier(s)"]
+        refused = [r for r in report.refused if r.deal == "60752"]
+        assert refused
+        assert all("unknown supplier(s)" in r.reason for r in refused)
+        assert stream("60752") == []
+        assert "names no organisation answers to" in "\n".join(report.lines())
+
+    def test_both_formats_of_an_edition_give_the_same_facts(self, names: None) -> None:
+        run(TEXT_1)
+        from_text = {i: contract(i) for i in IMPORTED_DEALS}
+        second = run(EDITION_1)
+        assert second.events_appended == 0
+        assert {i: contract(i) for i in IMPORTED_DEALS} == from_text
+
+    def test_tiv_is_never_money(self, names: None) -> None:
+        run(EDITION_1)
+        for sipri_id in IMPORTED_DEALS:
+            state = replay.state(deal_id_for(f"SIPRI:{sipri_id}")).state
+            for item in state.contracts:
+                assert item.value is None
+            for event in stream(sipri_id):
+                assert event.data.get("value") is None
+                assert "amount" not in json.dumps(event.data)
+            shown = json.dumps(deal_json(state))
+            assert '"currency"' not in shown
+            assert '"tiv_unit"' in shown
+
+
+class TestNextEdition:
+    @pytest.fixture
+    def both(self, names: None) -> tuple[ImportReport, ImportReport]:
+        return run(EDITION_1), run(EDITION_2)
+
+    def test_appends_exactly_what_changed_each_citing_the_new_edition(self, both) -> None:
+        _, second = both
+
+        assert second.appended == {
+            "FactCorrected": 4,
+            "FactRetracted": 1,
+            "DeliveryRecorded": 1,
+            "DealOpened": 1,
+            "ContractAwarded": 1,
+        }
+        assert (second.deals_opened, second.deals_changed, second.deals_unchanged) == (1, 5, 2)
+        added = ImportedEvent.objects.filter(register_import_id=second.import_id)
+        assert added.count() == 8
+        for event_id, deal in added.values_list("event_id", "deal_id"):
+            (event,) = [e for e in read_stream(deal) if e.event_id == event_id]
+            assert event.source["published_on"] == "2025-03-10"
+
+    def test_each_change_lands_on_the_fact_it_changes(self, both) -> None:
+        tb2 = contract("60123")
+        assert tb2["by_year"][2021] == (8, True, False, 12)
+        assert tb2["delivered"] == 26
+        assert contract("60245")["ordered_on"] == {"date": "2018-01-01", "precision": "year"}
+        opened = replay.state(deal_id_for("SIPRI:60245")).state.opened_on
+        assert opened.to_json() == {"date": "2018-01-01", "precision": "year"}
+        assert 2018 not in contract("60518")["by_year"]
+        assert contract("60402")["by_year"][2024][0] == 4
+        assert contract("60634")["weapon"]["description"] == "UCAV"
+        assert contract("60990")["delivered"] == 0
+        retraction = [e for e in stream("60518") if e.type == "FactRetracted"]
+        assert retraction[0].data["reason"] == "not in the SIPRI edition of 2025-03-10"
+
+    def test_known_at_between_the_imports_shows_the_first_editions_figures(
+        self, names: None
+    ) -> None:
+        run(EDITION_1)
+        between = timezone.now()
+        run(EDITION_2)
+
+        assert contract("60123", known_at=between)["by_year"][2021] == (6, True, False, 9)
+        assert contract("60123")["by_year"][2021] == (8, True, False, 12)
+        assert replay.state(deal_id_for("SIPRI:60990"), known_at=between).state is None
+
+    @pytest.mark.parametrize("again", [EDITION_2, TEXT_2])
+    def test_either_edition_again_appends_nothing(self, both, again: Path) -> None:
+        report = run(again)
+        assert report.events_appended == 0
+        assert report.deals_unchanged == 8
+        first = run(EDITION_1, edition=date(2025, 3, 10))
+        # The first edition's rows, as if published on the second's date, restore its figures:
+        # what matters is what a file says, compared with what the deals hold.
+        assert first.appended["FactCorrected"] >= 1
+
+    def test_an_older_edition_after_a_newer_one_is_refused(self, both) -> None:
+        before = RegisterImport.objects.count()
+        with pytest.raises(ImportRefused, match="import editions in order"):
+            run(EDITION_1)
+        assert RegisterImport.objects.count() == before
+
+
+class TestRefusals:
+    def test_a_malformed_row_refuses_its_deal_only(self, names: None) -> None:
+        run(EDITION_1)
+        versions = {i: len(stream(i)) for i in IMPORTED_DEALS}
+
+        report = run(MALFORMED)
+
+        malformed = [r for r in report.refused if r.deal == "60917"]
+        assert [r.line for r in malformed if "Order date" in r.reason] == [27]
+        assert len(malformed) == 2
+        assert len(stream("60917")) == versions["60917"]
+        assert report.deals_refused == 2  # 60917, and 60752's unknown supplier
+        assert report.appended["DeliveryRecorded"] == 1
+
+    def test_a_file_without_a_header_is_refused_whole(self, names: None) -> None:
+        with pytest.raises(ImportRefused):
+            import_register(b"just,some\ntext,here\n", actor="analyst")
+        assert RegisterImport.objects.count() == 0
+
+    def test_an_edition_date_is_needed(self, names: None) -> None:
+        content = EDITION_1.read_text(encoding="utf-8").replace("Information generated", "Made")
+        with pytest.raises(ImportRefused, match="edition"):
+            import_register(content.encode(), actor="analyst")
+
+
+class TestCommand:
+    def test_prints_the_report(self, names: None, capsys) -> None:
+        call_command("import_register", str(EDITION_1), "--no-progress")
+        out = capsys.readouterr().out
+        assert "SIPRI edition of 2024-03-11" in out
+        assert "DealOpened 7" in out
+        assert "unknown supplier(s)" in out
+        record = RegisterImport.objects.get()
+        counts = Counter(record.counts["appended"])
+        assert counts["DeliveryRecorded"] == 12
+        assert record.finished_at is not None
