@@ -8,6 +8,8 @@ printed before. The passwords are printed on purpose: this is for the embedded d
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,7 +21,14 @@ from django.urls import reverse
 
 from tracker.api.auth import issue_token
 from tracker.deals.management.commands.seed_demo import deal_id
+from tracker.deals.models import RegisterImport
+from tracker.deals.registers.importer import deal_id_for, import_register
+from tracker.deals.registers.names import load_names
 from tracker.deals.roles import Role, ensure_role_groups
+
+SIPRI_SAMPLES = Path(__file__).resolve().parents[3] / "deals" / "fixtures" / "sipri"
+FIRST_EDITION = SIPRI_SAMPLES / "trade-register-2024.csv"
+NEXT_EDITION = SIPRI_SAMPLES / "trade-register-2025.csv"
 
 # name -> (role group or None for a superuser, is_staff)
 DEMO_USERS = {
@@ -42,6 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, base_url: str, **options: Any) -> None:
         call_command("seed_demo", verbosity=0)
+        self._first_edition()
         tokens = self._users()
         base = base_url.rstrip("/")
         reader = tokens["reader"]
@@ -66,8 +76,24 @@ class Command(BaseCommand):
             '?as_of=2025-05-31"',
             f'    curl -s -H "Authorization: Token {reader}" {base}/api/v1/deals/{deal3}/',
             "",
+            "  SIPRI's trade register (invented sample rows), its 2024 edition imported:",
+            f'    curl -s -H "Authorization: Token {reader}" '
+            f'"{base}/api/v1/deals/?external_id=SIPRI:60123"',
+            f'    curl -s -H "Authorization: Token {tokens["auditor"]}" {base}/api/v1/imports/',
+            "  Import the 2025 edition and see what it changed:",
+            f"    .venv/bin/python manage.py import_register {_relative(NEXT_EDITION)}",
+            f"    {base}{reverse('admin:deal_audit', args=[deal_id_for('SIPRI:60123')])}",
+            "",
         ]
         self.stdout.write("\n".join(lines))
+
+    def _first_edition(self) -> None:
+        """The sample's names mapped and its first edition imported, once."""
+        load_names((SIPRI_SAMPLES / "names.csv").read_text(encoding="utf-8"))
+        content = FIRST_EDITION.read_bytes()
+        digest = hashlib.sha256(content).hexdigest()
+        if not RegisterImport.objects.filter(digest=digest).exists():
+            import_register(content, actor="demo_setup", file_name=FIRST_EDITION.name)
 
     @transaction.atomic
     def _users(self) -> dict[str, str]:
@@ -84,3 +110,10 @@ class Command(BaseCommand):
                 user.groups.add(Group.objects.get(name=role.value))
             tokens[name] = issue_token(user, revoke_others=True)
         return tokens
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
