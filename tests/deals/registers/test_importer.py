@@ -225,3 +225,40 @@ class TestCommand:
         counts = Counter(record.counts["appended"])
         assert counts["DeliveryRecorded"] == 12
         assert record.finished_at is not None
+
+
+@pytest.mark.postgres
+class TestConcurrentImports:
+    def test_two_imports_of_one_edition_at_once_open_each_deal_once(self, names: None) -> None:
+        import threading
+
+        from django.db import connections
+
+        barrier = threading.Barrier(2)
+        reports: list[ImportReport] = []
+        failures: list[BaseException] = []
+
+        def importing() -> None:
+            try:
+                barrier.wait()
+                reports.append(run(EDITION_1))
+            except BaseException as error:  # reported below, in the test's thread
+                failures.append(error)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=importing) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert failures == []
+        # A deal the other import moved on meanwhile is compared again, not refused.
+        assert {r.deal for report in reports for r in report.refused} == {"60752"}
+        assert sum(r.deals_opened for r in reports) == 7
+        assert sum(r.events_appended for r in reports) == 26
+        for sipri_id in IMPORTED_DEALS:
+            versions = [e.version for e in stream(sipri_id)]
+            assert versions == list(range(1, len(versions) + 1))
+            assert [e.type for e in stream(sipri_id)].count("DealOpened") == 1
