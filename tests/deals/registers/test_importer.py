@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 
 from tracker.deals import replay
@@ -23,6 +25,7 @@ from tracker.deals.registers.importer import (
     import_register,
 )
 from tracker.deals.registers.names import load_names
+from tracker.deals.services import record_event
 from tracker.eventstore.store import read_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -208,6 +211,11 @@ class TestRefusals:
             import_register(b"just,some\ntext,here\n", actor="analyst")
         assert RegisterImport.objects.count() == 0
 
+    def test_an_edition_in_the_future_is_refused_whole(self, names: None) -> None:
+        with pytest.raises(ImportRefused, match="in the future"):
+            run(EDITION_1, edition=date(2099, 1, 1))
+        assert RegisterImport.objects.count() == 0
+
     def test_an_edition_date_is_needed(self, names: None) -> None:
         content = EDITION_1.read_text(encoding="utf-8").replace("Information generated", "Made")
         with pytest.raises(ImportRefused, match="edition"):
@@ -228,37 +236,74 @@ class TestCommand:
 
 
 @pytest.mark.postgres
-class TestConcurrentImports:
-    def test_two_imports_of_one_edition_at_once_open_each_deal_once(self, names: None) -> None:
-        import threading
-
-        from django.db import connections
-
-        barrier = threading.Barrier(2)
-        reports: list[ImportReport] = []
+class TestConcurrentWriters:
+    def test_a_second_import_while_one_runs_is_refused_whole(self, names: None) -> None:
+        started, release = threading.Event(), threading.Event()
         failures: list[BaseException] = []
 
-        def importing() -> None:
+        def slow_progress(done: int, total: int) -> None:
+            started.set()
+            release.wait(timeout=30)
+
+        def first() -> None:
             try:
-                barrier.wait()
-                reports.append(run(EDITION_1))
+                run(EDITION_1, progress=slow_progress)
             except BaseException as error:  # reported below, in the test's thread
                 failures.append(error)
             finally:
                 connections.close_all()
 
-        threads = [threading.Thread(target=importing) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
+        thread = threading.Thread(target=first)
+        thread.start()
+        try:
+            assert started.wait(timeout=30)
+            with pytest.raises(ImportRefused, match="another import of SIPRI is running"):
+                run(EDITION_1)
+        finally:
+            release.set()
             thread.join(timeout=60)
-
         assert failures == []
-        # A deal the other import moved on meanwhile is compared again, not refused.
-        assert {r.deal for report in reports for r in report.refused} == {"60752"}
-        assert sum(r.deals_opened for r in reports) == 7
-        assert sum(r.events_appended for r in reports) == 26
-        for sipri_id in IMPORTED_DEALS:
-            versions = [e.version for e in stream(sipri_id)]
-            assert versions == list(range(1, len(versions) + 1))
-            assert [e.type for e in stream(sipri_id)].count("DealOpened") == 1
+        assert RegisterImport.objects.count() == 1
+        assert [e.type for e in stream("60123")].count("DealOpened") == 1
+
+    def test_a_deal_written_to_meanwhile_is_compared_again_not_refused(
+        self, names: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        run(EDITION_1)
+        target = deal_id_for("SIPRI:60123")
+        load = replay.load
+        interfered: list[int] = []
+
+        def load_then_interfere(deal_id, **options):
+            known = load(deal_id, **options)
+            if deal_id == target and not interfered:
+                interfered.append(known.version)
+                # An analyst's note lands between the import's read and its append.
+                writer = threading.Thread(target=add_note, args=(deal_id, known.version))
+                writer.start()
+                writer.join(timeout=30)
+            return known
+
+        monkeypatch.setattr(replay, "load", load_then_interfere)
+        report = run(EDITION_2)
+
+        assert interfered
+        assert {r.deal for r in report.refused} == {"60752"}
+        types = [e.type for e in stream("60123")]
+        assert types[-2:] == ["NoteAdded", "FactCorrected"]
+        assert contract("60123")["by_year"][2021][0] == 8
+
+
+def add_note(deal_id: Any, version: int) -> None:
+    try:
+        record_event(
+            deal_id=deal_id,
+            event_type="NoteAdded",
+            data={"text": "checked with the ministry"},
+            occurred={"date": "2025-03-01", "precision": "day"},
+            source={"title": "Analyst", "publisher": "unknown"},
+            expected_version=version,
+            actor="analyst",
+        )
+    finally:
+        connections.close_all()

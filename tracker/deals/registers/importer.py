@@ -19,15 +19,17 @@ a period), so a deal missing from one file is not a deal withdrawn from the regi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-from django.db import transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -35,7 +37,7 @@ from tracker.eventstore.errors import VersionConflict
 
 from .. import replay
 from ..errors import InvalidEvent
-from ..events import META_TYPES, parse_data, parse_occurred
+from ..events import META_TYPES, latest_date, parse_data, parse_occurred
 from ..models import ImportedEvent, Organisation, RegisterImport, RegisterName
 from ..services import ProposedEvent, record_events
 from .sipri import Register, RegisterFormatError, RegisterRow, deals, read_register
@@ -45,6 +47,7 @@ PUBLISHER = "Stockholm International Peace Research Institute (SIPRI)"
 URL = "https://www.sipri.org/databases/armstransfers"
 _DEAL_IDS = UUID("0c6f8a52-3b7e-4d1a-9f0e-5a2b7c9d4e61")
 """Namespace of the deal ids derived from registers' keys."""
+_LOCK = f"deal-tracker:import:{REGISTER}"
 _ATTEMPTS = 3
 """A deal another writer moves on meanwhile is read and compared again, this many times."""
 
@@ -134,6 +137,20 @@ def import_register(
     edition = edition or register.edition
     if edition is None:
         raise ImportRefused("the file's preamble gives no edition date: give the edition")
+    if edition > latest_date(getattr(settings, "DEAL_FUTURE_TOLERANCE_DAYS", 1)):
+        raise ImportRefused(f"the edition date {edition.isoformat()} is in the future")
+    with _one_import_at_a_time():
+        return _import(register, content, edition, actor, file_name, progress)
+
+
+def _import(
+    register: Register,
+    content: bytes,
+    edition: date,
+    actor: str,
+    file_name: str,
+    progress: Callable[[int, int], None] | None,
+) -> ImportReport:
     later = (
         RegisterImport.objects.filter(register=REGISTER, edition__gt=edition)
         .order_by("-edition")
@@ -163,6 +180,29 @@ def import_register(
             progress(done, len(grouped))
     refused_only = {p.deal_id for p in register.problems if p.deal_id} - set(grouped)
     return run.finish(register, len(grouped) + len(refused_only))
+
+
+@contextlib.contextmanager
+def _one_import_at_a_time() -> Iterator[None]:
+    """Imports of the register one after another, so that editions keep their order.
+
+    A session-level advisory lock on PostgreSQL (each deal's append is its own transaction);
+    SQLite has one writer at a time anyway.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [_LOCK])
+        (locked,) = cursor.fetchone()
+    if not locked:
+        raise ImportRefused(f"another import of {REGISTER} is running: try again when it ends")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_LOCK])
 
 
 # --- one run ---------------------------------------------------------------------------------
