@@ -131,6 +131,7 @@ DEAL_ENDPOINTS = {
     ),
     "event types": ("get", "/api/v1/event-types/", None, [401, 403, 200, 200, 200, 200]),
     "event type": ("get", "/api/v1/event-types/NoteAdded/", None, [401, 403, 200, 200, 200, 200]),
+    "imports": ("get", "/api/v1/imports/", None, [401, 403, 403, 200, 200, 200]),
 }
 
 

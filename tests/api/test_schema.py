@@ -30,6 +30,8 @@ def test_every_endpoint_is_in_the_schema(schema):
         "/api/v1/organisations/{organisation_id}/": {"get", "patch"},
         "/api/v1/event-types/": {"get"},
         "/api/v1/event-types/{name}/": {"get"},
+        "/api/v1/imports/": {"get"},
+        "/api/v1/imports/{import_id}/": {"get"},
         "/health/": {"get"},
     } == {path: set(item) - {"parameters"} for path, item in schema["paths"].items()}
 
@@ -74,6 +76,8 @@ def test_event_data_is_the_catalogues_json_schema_one_of_by_type(schema):
         ("/api/v1/deals/{deal_id}/state/", {"400", "404", "401", "403", "429", "503"}),
         ("/api/v1/deals/{deal_id}/timeline/", {"404", "401", "403", "429", "503"}),
         ("/api/v1/event-types/{name}/", {"404", "401", "403", "429", "503"}),
+        ("/api/v1/imports/", {"400", "401", "403", "429", "503"}),
+        ("/api/v1/imports/{import_id}/", {"400", "404", "401", "403", "429", "503"}),
     ],
 )
 def test_errors_are_documented_as_problem_details(schema, path, statuses):

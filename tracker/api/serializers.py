@@ -424,3 +424,89 @@ class OrganisationSerializer(ClosedSerializer, serializers.ModelSerializer):
         except DjangoValidationError as error:
             raise serializers.ValidationError(error.message_dict) from None
         return attrs
+
+
+# --- imports of published registers ----------------------------------------------------------
+
+
+class ImportCountsSerializer(serializers.Serializer):
+    """What an import read and what it did (documents `counts`); empty until it finishes."""
+
+    rows = serializers.IntegerField(required=False, help_text="Rows read, refused ones too.")
+    rows_refused = serializers.IntegerField(required=False)
+    deals = serializers.IntegerField(required=False, help_text="Deals (register ids) read.")
+    deals_opened = serializers.IntegerField(required=False)
+    deals_changed = serializers.IntegerField(required=False)
+    deals_unchanged = serializers.IntegerField(required=False)
+    deals_refused = serializers.IntegerField(
+        required=False, help_text="Deals with a refused row: nothing of theirs was appended."
+    )
+    appended = serializers.DictField(
+        required=False,
+        child=serializers.IntegerField(),
+        help_text="Events appended, by event type.",
+    )
+
+
+@extend_schema_field(ImportCountsSerializer)
+class ImportCountsField(serializers.JSONField):
+    """`counts` as the import stored it."""
+
+
+class RefusalSerializer(serializers.Serializer):
+    line = serializers.IntegerField(help_text="Line of the file, counted from 1.")
+    deal = serializers.CharField(allow_null=True, help_text="The register's id of the deal.")
+    reason = serializers.CharField()
+
+
+class ImportSerializer(serializers.Serializer):
+    """One import of one edition of a published register (a row of `/imports/`)."""
+
+    id = serializers.UUIDField()
+    register = serializers.CharField(help_text="e.g. SIPRI.")
+    edition = serializers.DateField(help_text="The edition's publication date.")
+    file_name = serializers.CharField(allow_blank=True)
+    file_format = serializers.CharField(help_text="The file's format, as the importer read it.")
+    digest = serializers.CharField(
+        min_length=64, max_length=64, help_text="SHA-256 of the file, hex."
+    )
+    actor = serializers.CharField(help_text="Who imported it.")
+    started_at = ApiTimeField()
+    finished_at = ApiTimeField(
+        allow_null=True, help_text="null while the import runs, or if it stopped before its end."
+    )
+    counts = ImportCountsField()
+    refused_count = serializers.IntegerField(help_text="Rows refused (listed in the detail).")
+    unresolved = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Register names no organisation answers to, sorted.",
+    )
+
+
+class ImportQuerySerializer(serializers.Serializer):
+    after_position = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=2**63 - 1,
+        help_text="Only the events after this ledger position (the `events_next` link's).",
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        default=100,
+        min_value=1,
+        max_value=MAX_VERSION,
+        help_text="Events per page, at most 1000 (larger values are read as 1000).",
+    )
+
+
+class ImportDetailSerializer(ImportSerializer):
+    """An import with its refused rows and the events it appended, in ledger order."""
+
+    refused = RefusalSerializer(many=True, help_text="Refused rows, in line order.")
+    events = EventSerializer(
+        many=True, help_text="Events it appended, by position, `limit` at a time."
+    )
+    events_next = serializers.URLField(
+        allow_null=True, help_text="The next page of `events`, or null at the end."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import deal_views, fallback, reference_views, views
+from . import deal_views, fallback, import_views, reference_views, views
 
 app_name = "api"
 
@@ -37,6 +37,12 @@ urlpatterns = [
         "event-types/<str:name>/",
         reference_views.EventTypeDetailView.as_view(),
         name="event-type-detail",
+    ),
+    path("imports/", import_views.ImportListView.as_view(), name="import-list"),
+    path(
+        "imports/<uuid:import_id>/",
+        import_views.ImportDetailView.as_view(),
+        name="import-detail",
     ),
     # Last: a path no route above matches is served by its canonical route (no trailing
     # slash, upper-case UUID) or answered 404 problem details, never a redirect or HTML.
