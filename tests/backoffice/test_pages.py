@@ -265,7 +265,8 @@ class TestRecordEvent:
         client = client_for(superuser)
         form = client.get(reverse("admin:deal_correct", args=[deal, mou.event_id])).context["form"]
         occurred = form.extras[0].fields[0]
-        assert [child.value for child in occurred.children] == ["2025-03-01", "month"]
+        # The date as corrected, and the estimate flag (the correction did not set it).
+        assert [child.value for child in occurred.children] == ["2025-03-01", "month", "false"]
         rows = {
             row.event.version: row
             for row in client.get(reverse("admin:deal_page", args=[deal])).context["rows"]

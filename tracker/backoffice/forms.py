@@ -1,8 +1,9 @@
 """Admin forms generated from the event catalogue's JSON Schemas, so a new type needs no code.
 
 A form is a tree of `Field`s built from `model_json_schema()`: strings, decimals, dates,
-enumerations, organisation and event ids, countries, currencies, money (amount + currency),
-`occurred` (date + precision), nested objects and lists (repeatable rows). Each input is chosen
+enumerations, booleans, organisation and event ids, countries, currencies, money (amount +
+currency), `occurred` (date + precision, and any flags beside them), nested objects and lists
+(repeatable rows). Each input is chosen
 from what the catalogue's types say in the schema (`format`, `x-refers-to`, `x-multiline`),
 never from a pattern's text or a field's name.
 HTML names are dotted ("data.shares.0.percent"); each field also knows the path the services use
@@ -10,7 +11,10 @@ in `FieldError`s ("data.shares[0].percent"), so a domain error is shown beside i
 
 Values go back to the services as the JSON the catalogue expects: text stays text (decimals as
 decimal strings, never floats); a blank optional field is left out so the schema's default
-applies; a blank row of a list is ignored.
+applies; a blank row of a list is ignored, and so is an optional group left all blank (sending
+`{}` would ask for an object with nothing known). A boolean is a checkbox that sends true or false,
+never the text "true" (the strict schemas refuse it), or, where it may be null ("not known"), a
+choice of Yes, No or blank.
 """
 
 from __future__ import annotations
@@ -94,6 +98,11 @@ class Field:
     children: list[Field] = field(default_factory=list)
     prototype: Field | None = None
     min_rows: int = 0
+    nullable: bool = False
+    """A boolean that may be unknown: a choice of Yes, No or blank rather than a checkbox."""
+    blank: Any = _ABSENT
+    """What a blank input (an unticked checkbox) sends: nothing, so the schema's default
+    applies, or this value (false for a checkbox whose default is not false)."""
 
     @property
     def is_group(self) -> bool:
@@ -179,6 +188,7 @@ class SchemaForm:
         label: str,
         required: bool,
         initial: Any,
+        nullable: bool = False,
     ) -> Field:
         options = schema.get("anyOf")
         if options:
@@ -193,12 +203,16 @@ class SchemaForm:
                     label=label,
                     required=False,
                     initial=initial,
+                    nullable=True,
                 )
         schema = {**self._resolve(schema), **{k: v for k, v in schema.items() if k != "$ref"}}
-        if initial is _ABSENT and "default" in schema and schema["default"] is not None:
-            initial = schema["default"]
-        help_text = schema.get("description", "") if "$ref" not in schema else ""
         kind = schema.get("type")
+        # An unticked checkbox is not in the POST at all: in a bound form, its absence is the
+        # analyst's "no", not a reason to show the schema's default.
+        unticked = self.bound and kind == "boolean" and not nullable
+        if initial is _ABSENT and "default" in schema and schema["default"] is not None:
+            initial = _ABSENT if unticked else schema["default"]
+        help_text = schema.get("description", "") if "$ref" not in schema else ""
         if kind == "object" and "properties" in schema:
             return self._build_object(schema, name, path, label, required, initial)
         if kind == "array":
@@ -208,6 +222,8 @@ class SchemaForm:
         if kind == "object":
             leaf.widget = "json"
             leaf.help = _HELP["json"]
+        elif kind == "boolean":
+            return self._build_boolean(leaf, schema, nullable, initial)
         elif "enum" in schema:
             leaf.widget = "select"
             leaf.choices = [Choice(str(v), str(v).replace("_", " ")) for v in schema["enum"]]
@@ -240,6 +256,25 @@ class SchemaForm:
         leaf.value = self._raw(name, initial)
         return leaf
 
+    def _build_boolean(
+        self, leaf: Field, schema: Mapping[str, Any], nullable: bool, initial: Any
+    ) -> Field:
+        leaf.widget = "boolean"
+        leaf.nullable = nullable
+        if nullable:
+            leaf.choices = [Choice("true", "Yes"), Choice("false", "No")]
+            # Blank is "not known": left out when the schema has a default (null), else null.
+            leaf.blank = _ABSENT if "default" in schema else None
+            if not leaf.help:
+                leaf.help = "Blank when not known."
+        else:
+            leaf.blank = _ABSENT if schema.get("default") is False else False
+        if initial is True or initial == "true":
+            leaf.value = "true"
+        elif initial is False or initial == "false":
+            leaf.value = "false"
+        return leaf
+
     def _build_object(
         self,
         schema: Mapping[str, Any],
@@ -253,7 +288,9 @@ class SchemaForm:
         widget = "group"
         if set(props) == {"amount", "currency"}:
             widget = "money"
-        elif set(props) == {"date", "precision"}:
+        elif {"date", "precision"} <= set(props):
+            # A date and its precision, and whatever the catalogue says beside them (whether
+            # the source gives the date as an estimate).
             widget = "occurred"
         group = Field(name=name, path=path, label=label, widget=widget, required=required)
         if widget == "occurred":
@@ -342,12 +379,16 @@ class SchemaForm:
                 parsed = self._parse(child)
                 if parsed is not _ABSENT:
                     values[child.name.rsplit(".", 1)[-1]] = parsed
-            if not values:
+            # A group nothing was entered in is left out, even where an unticked checkbox
+            # would say false: an optional object is absent, not `{}` or `{"flag": false}`.
+            if not values or not _entered(item):
                 return _ABSENT
             if item.widget == "occurred":
                 values = _first_of_period(values)
             return values
         text = item.value.strip()
+        if item.widget == "boolean":
+            return _boolean(text, item.blank)
         if not text:
             return _ABSENT
         if item.widget == "integer":
@@ -430,6 +471,22 @@ def _blank(value: Any) -> bool:
     if isinstance(value, list):
         return all(_blank(v) for v in value)
     return not str(value).strip()
+
+
+def _entered(item: Field) -> bool:
+    if item.children:
+        return any(_entered(child) for child in item.children)
+    return bool(item.value.strip())
+
+
+def _boolean(text: str, blank: Any) -> Any:
+    # A checkbox sends "true" when ticked and nothing otherwise; the Yes/No choice sends
+    # "true", "false" or "". Anything else cannot come from the form and counts as blank.
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    return blank
 
 
 def _join(prefix: str, key: str) -> str:
