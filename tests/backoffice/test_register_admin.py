@@ -231,10 +231,6 @@ class TestImportRecords:
         assert audited.context["unresolved"] == [(UNKNOWN, "")]
         assert add not in audited.content.decode()
 
-    @pytest.mark.xfail(
-        raises=TypeError,
-        reason="RegisterImport.__str__ formats finished_at, None until the import ends",
-    )
     def test_an_import_that_did_not_finish_says_so(self, auditor: object) -> None:
         stopped = RegisterImport.objects.create(
             edition="2025-03-10",

@@ -132,6 +132,9 @@ class AsSentSerializer(ClosedSerializer):
 class OccurredSerializer(AsSentSerializer):
     date = serializers.DateField()
     precision = serializers.ChoiceField(choices=["day", "month", "year"])
+    estimate = serializers.BooleanField(
+        required=False, help_text="The source gives this date as an estimate (shown when true)."
+    )
 
 
 class SourceSerializer(serializers.Serializer):

@@ -142,7 +142,9 @@ class RegisterImport(models.Model):
         indexes = [models.Index(fields=["register", "edition"], name="registerimport_edition_idx")]
 
     def __str__(self) -> str:
-        return f"{self.register} {self.edition} ({self.finished_at:%Y-%m-%d %H:%M})"
+        when = self.finished_at or self.started_at
+        state = "" if self.finished_at else ", unfinished"
+        return f"{self.register} {self.edition} ({when:%Y-%m-%d %H:%M}{state})"
 
 
 class ImportedEvent(models.Model):
