@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import deal_views, fallback, import_views, reference_views, views
+from . import (
+    deal_views,
+    diff_views,
+    fallback,
+    import_views,
+    reference_views,
+    stream_views,
+    views,
+)
 
 app_name = "api"
 
@@ -12,6 +20,12 @@ urlpatterns = [
     path("deals/", deal_views.DealListView.as_view(), name="deal-list"),
     path("deals/<uuid:deal_id>/", deal_views.DealDetailView.as_view(), name="deal-detail"),
     path("deals/<uuid:deal_id>/events/", deal_views.DealEventsView.as_view(), name="deal-events"),
+    path(
+        "deals/<uuid:deal_id>/events/stream/",
+        stream_views.DealEventStreamView.as_view(),
+        name="deal-event-stream",
+    ),
+    path("deals/<uuid:deal_id>/diff/", diff_views.DealDiffView.as_view(), name="deal-diff"),
     path("deals/<uuid:deal_id>/state/", deal_views.DealStateView.as_view(), name="deal-state"),
     path(
         "deals/<uuid:deal_id>/timeline/",
@@ -21,6 +35,7 @@ urlpatterns = [
     path("deals/<uuid:deal_id>/verify/", views.VerifyView.as_view(), name="deal-verify"),
     path("deals/<uuid:deal_id>/export/", views.ExportView.as_view(), name="deal-export"),
     path("events/", views.EventFeedView.as_view(), name="event-feed"),
+    path("events/stream/", stream_views.EventStreamView.as_view(), name="event-stream"),
     path("ledger/digest/", views.LedgerDigestView.as_view(), name="ledger-digest"),
     path(
         "organisations/",
