@@ -9,7 +9,7 @@ database) the ORM does the same work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +20,14 @@ from django.utils import timezone
 
 from tracker.eventstore.models import Stream
 
-from .models import DealState, OrganisationDeal
+from .models import (
+    DealContract,
+    DealDelivery,
+    DealExternalId,
+    DealState,
+    DealText,
+    OrganisationDeal,
+)
 
 WRITTEN = ["version", "title", "kind", "stage", "uncertain", "updated_at", "state", "projected_at"]
 _TYPES = ["integer", "text", "text", "text", "boolean", "timestamptz", "jsonb", "timestamptz"]
@@ -85,32 +92,95 @@ def create_missing_rows(limit: int) -> None:
     )
 
 
-def replace_parties(parties: Mapping[UUID, set[tuple[str, str]]]) -> None:
+def replace_parties(parties: Mapping[UUID, set[tuple[UUID, str]]]) -> None:
     """Each deal's organisation rows replaced by the parties given for it."""
-    fresh = [
-        OrganisationDeal(deal_id=deal_id, organisation_id=organisation, role=role)
-        for deal_id, after in parties.items()
-        for organisation, role in sorted(after)
-    ]
-    if connection.vendor != "postgresql":
-        OrganisationDeal.objects.filter(deal_id__in=list(parties)).delete()
-        OrganisationDeal.objects.bulk_create(fresh)
-        return
-    table, deal = _table(OrganisationDeal), _column(OrganisationDeal, "deal")
-    organisation, role = (
-        _column(OrganisationDeal, "organisation"),
-        _column(OrganisationDeal, "role"),
+    _replace(
+        OrganisationDeal,
+        ["organisation", "role"],
+        ["uuid", "text"],
+        {deal_id: sorted(after) for deal_id, after in parties.items()},
     )
-    _execute(f"DELETE FROM {table} WHERE {deal} = ANY(%b::uuid[])", [list(parties)])
+
+
+CONTRACT_COLUMNS = [
+    "position",
+    "buyer",
+    "supplier",
+    "category",
+    "order_year",
+    "value_amount",
+    "value_currency",
+]
+"""The values of a contract row, in this order, as the projector gives them."""
+_CONTRACT_TYPES = ["smallint", "uuid", "uuid", "text", "smallint", "numeric", "text"]
+
+
+def replace_contracts(contracts: Mapping[UUID, Sequence[tuple[Any, ...]]]) -> None:
+    """Each deal's contract rows replaced by those given for it (values in CONTRACT_COLUMNS
+    order)."""
+    _replace(DealContract, CONTRACT_COLUMNS, _CONTRACT_TYPES, contracts)
+
+
+def replace_deliveries(years: Mapping[UUID, Sequence[int]]) -> None:
+    """Each deal's delivery years replaced by those given for it."""
+    _replace(
+        DealDelivery,
+        ["year"],
+        ["smallint"],
+        {deal_id: [(year,) for year in given] for deal_id, given in years.items()},
+    )
+
+
+def replace_external_ids(external_ids: Mapping[UUID, Sequence[str]]) -> None:
+    """Each deal's external ids replaced by those given for it."""
+    _replace(
+        DealExternalId,
+        ["external_id"],
+        ["text"],
+        {deal_id: [(key,) for key in given] for deal_id, given in external_ids.items()},
+    )
+
+
+def replace_texts(texts: Mapping[UUID, str]) -> None:
+    """Each deal's search text replaced by the one given for it (none if empty)."""
+    _replace(
+        DealText,
+        ["search_text"],
+        ["text"],
+        {deal_id: [(text,)] if text else [] for deal_id, text in texts.items()},
+    )
+
+
+def _replace(
+    model: Any,
+    names: list[str],
+    types: list[str],
+    rows: Mapping[UUID, Sequence[tuple[Any, ...]]],
+) -> None:
+    """Delete the rows of `model` of the deals given, then insert the rows given for each
+    (the values of `names`, whose PostgreSQL types are `types`): two statements on
+    PostgreSQL, or one if no row is left to insert, or none for no deal.
+
+    Each deal's rows are deleted even where its stored state had none of them: a deal's row
+    sent back to version 0 without its state (to have it projected again) keeps the rows
+    beside it."""
+    if not rows:
+        return
+    deal_ids = list(rows)
+    fresh = [(deal_id, *values) for deal_id, given in rows.items() for values in given]
+    if connection.vendor != "postgresql":
+        model.objects.filter(deal_id__in=deal_ids).delete()
+        fields = [model._meta.get_field(name).attname for name in ("deal", *names)]
+        model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in fresh])
+        return
+    table = _table(model)
+    _execute(f"DELETE FROM {table} WHERE {_column(model, 'deal')} = ANY(%b::uuid[])", [deal_ids])
     if fresh:
+        columns = ", ".join(_column(model, name) for name in ("deal", *names))
+        arrays = ", ".join(f"%b::{kind}[]" for kind in ("uuid", *types))
         _execute(
-            f"INSERT INTO {table} ({organisation}, {deal}, {role}) "
-            "SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::text[])",
-            [
-                [UUID(str(row.organisation_id)) for row in fresh],
-                [row.deal_id for row in fresh],
-                [row.role for row in fresh],
-            ],
+            f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})",
+            [list(column) for column in zip(*fresh, strict=True)],
         )
 
 

@@ -1,11 +1,50 @@
-"""Read models: disposable caches of replay, one row per deal, rebuilt from the events at will."""
+"""Read models: disposable caches of replay, one row per deal, rebuilt from the events at will.
+
+Beside each deal's row, the rows the list's filters read (its parties, search text,
+contracts, delivery years and external ids), written by the projector in the same transaction
+as the state they come from. Organisations appear by id only: they are edited in place, so
+their country is read at query time, never copied here.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
+from django.db.backends.ddl_references import Statement
 
 from tracker.deals.models import Organisation
 from tracker.eventstore.models import Stream
+
+SEARCH_CONFIG = "english"
+"""The text search configuration of `DealText.search_text` (PostgreSQL). English stemming,
+because titles, summaries and notes are analysts' English prose: "typhoon" finds "Typhoons"
+and "delivery" finds "Deliveries", where 'simple' would ask for the very inflection. Query
+words are stemmed alike, so a designation ("TB2", "F-35B") still matches as itself; the cost
+is English stop words, so a query of only "the" or "it" finds nothing."""
+
+
+def search_vector() -> SearchVector:
+    """`to_tsvector` of the search text: the GIN index's expression, and the one a query
+    must name for PostgreSQL to use that index."""
+    return SearchVector("search_text", config=SEARCH_CONFIG)
+
+
+class PostgresGinIndex(GinIndex):
+    """A GIN index on PostgreSQL, and nothing on other databases (SQLite has no GIN; its
+    search is a plain contains)."""
+
+    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor != "postgresql":
+            return Statement("")
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
+
+    def remove_sql(self, model: Any, schema_editor: Any, **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor != "postgresql":
+            return Statement("")
+        return super().remove_sql(model, schema_editor, **kwargs)
 
 
 class DealState(models.Model):
@@ -60,3 +99,98 @@ class OrganisationDeal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organisation_id} in {self.deal_id} as {self.role}"
+
+
+class DealText(models.Model):
+    """The words of a deal that `?search=` reads, in a table of their own.
+
+    Not a column of DealState: every projection rewrites the deal's DealState row, and since
+    an indexed column (`updated_at`) changes each time, PostgreSQL updates every index of
+    it; a GIN index there would recompute `to_tsvector` for every projection, where this row
+    is written only when the words change. Measured on writing 200 projected states whose
+    words had not changed: 22 ms with the index on DealState, 16 ms with it here.
+    """
+
+    deal = models.OneToOneField(
+        DealState, primary_key=True, on_delete=models.CASCADE, related_name="text_row"
+    )
+    search_text = models.TextField()
+    """Title, summary, contract items, weapon designations and descriptions, and notes, in
+    lower case (so that SQLite's contains is case-insensitive beyond ASCII too)."""
+
+    class Meta:
+        indexes = [PostgresGinIndex(search_vector(), name="dealtext_search_idx")]
+
+    def __str__(self) -> str:
+        return f"text of {self.deal_id}"
+
+
+class DealContract(models.Model):
+    """One contract of a deal's state, as the list's contract filters read it."""
+
+    pk = models.CompositePrimaryKey("deal", "position")
+    # The primary key's first column serves lookups by deal: no index of its own.
+    deal = models.ForeignKey(
+        DealState, on_delete=models.CASCADE, db_index=False, related_name="contract_rows"
+    )
+    position = models.PositiveSmallIntegerField()
+    """The contract's place in the state's `contracts`."""
+    buyer = models.ForeignKey(
+        Organisation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    supplier = models.ForeignKey(
+        Organisation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    category = models.TextField(blank=True)
+    """The weapon's armament category in lower case; empty where none is given."""
+    order_year = models.PositiveSmallIntegerField(null=True)
+    value_amount = models.DecimalField(max_digits=50, decimal_places=20, null=True)
+    """In `value_currency`, as recorded: never converted."""
+    value_currency = models.CharField(max_length=3, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["order_year"], name="dealcontract_year_idx"),
+            # Registers publish volumes, not prices: only the contracts with a value are in it.
+            models.Index(
+                fields=["value_currency", "value_amount"],
+                name="dealcontract_value_idx",
+                condition=models.Q(value_amount__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"contract {self.position} of {self.deal_id}"
+
+
+class DealDelivery(models.Model):
+    """A year in which a deal delivered something, under any of its contracts."""
+
+    pk = models.CompositePrimaryKey("deal", "year")
+    deal = models.ForeignKey(
+        DealState, on_delete=models.CASCADE, db_index=False, related_name="delivery_rows"
+    )
+    year = models.PositiveSmallIntegerField()
+
+    class Meta:
+        verbose_name_plural = "deal deliveries"
+        indexes = [models.Index(fields=["year", "deal"], name="dealdelivery_year_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.deal_id} delivered in {self.year}"
+
+
+class DealExternalId(models.Model):
+    """A key a published register gives a deal (`SIPRI:60123`), for exact lookups."""
+
+    pk = models.CompositePrimaryKey("deal", "external_id")
+    deal = models.ForeignKey(
+        DealState, on_delete=models.CASCADE, db_index=False, related_name="external_id_rows"
+    )
+    external_id = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["external_id"], name="dealexternalid_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} is {self.deal_id}"

@@ -21,8 +21,10 @@ import enum
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from django.db import transaction
@@ -36,7 +38,14 @@ from tracker.eventstore.models import Stream
 from tracker.eventstore.store import read_streams
 
 from . import bulk
-from .models import DealState, OrganisationDeal
+from .models import (
+    DealContract,
+    DealDelivery,
+    DealExternalId,
+    DealState,
+    DealText,
+    OrganisationDeal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +96,10 @@ def project_deals(
     """Bring these deals' read models up to their streams' versions, in one transaction.
 
     One outcome per distinct deal, in the order given. A deal another worker holds is BUSY
-    (its holder, or a retry, projects it) unless `wait` is set. The usual case costs four
-    statements whatever the number of deals: lock the rows, read the streams, write the rows,
-    and the organisation index when parties changed.
+    (its holder, or a retry, projects it) unless `wait` is set. The usual case costs three
+    statements whatever the number of deals: lock the rows, read the streams, write the rows;
+    plus a DELETE and an INSERT for each kind of row beside them (parties, contracts, delivery
+    years, external ids, search text) that changed in any deal of the batch.
     """
     # Ids may come as text (task arguments, a caller's JSON): one form for the keys below.
     ids = list(dict.fromkeys(UUID(str(deal_id)) for deal_id in deal_ids))
@@ -180,15 +190,12 @@ def _project_locked(rows: dict[UUID, DealState], *, force: bool) -> dict[UUID, P
         if row.deal.version <= row.version and not force
     }
     streams = read_streams([deal_id for deal_id in rows if deal_id not in outcomes])
-    now = timezone.now()
-    written: list[DealState] = []
-    parties: dict[UUID, set[tuple[str, str]]] = {}
+    batch = _Batch()
     for deal_id, events in streams.items():
         row = rows[deal_id]
         if not events:
             outcomes[deal_id] = Projection(deal_id, Outcome.CURRENT, row.version)
             continue
-        before = _parties(row.state)
         try:
             replayed = replay_events(events).state
         except Exception:
@@ -197,41 +204,166 @@ def _project_locked(rows: dict[UUID, DealState], *, force: bool) -> dict[UUID, P
             log.exception("deal %s cannot be replayed", deal_id, extra={"deal_id": str(deal_id)})
             outcomes[deal_id] = Projection(deal_id, Outcome.FAILED, row.version)
             continue
-        _assign(row, replayed, events[-1].version, now)
-        written.append(row)
-        after = _parties(row.state)
-        if after != before:
-            parties[deal_id] = after
+        state = None if replayed is None else deal_json(replayed)
+        updated_at = None if replayed is None else replayed.updated_at
+        batch.add(row, state, events[-1].version, updated_at, force=force)
         outcomes[deal_id] = Projection(deal_id, Outcome.PROJECTED, row.version)
-    if written:
-        bulk.write_states(written)
-    if parties:
-        bulk.replace_parties(parties)
+    batch.write()
     return outcomes
 
 
-def _assign(row: DealState, deal: object | None, version: int, now: datetime) -> None:
+def write_projections(
+    states: Iterable[tuple[DealState, dict[str, Any] | None, int, datetime | None]],
+) -> None:
+    """Write each `(row, state, version, updated_at)` as its deal's projection, with the rows
+    beside it, as the projector writes a replay: `state` is API.md's JSON of the deal (as
+    `deal_json` gives it), `row` a locked or new DealState."""
+    batch = _Batch()
+    for row, state, version, updated_at in states:
+        batch.add(row, state, version, updated_at, force=False)
+    batch.write()
+
+
+class _Batch:
+    """The rows of one batch of projected deals, written together: one UPDATE of the deals'
+    rows, and for each kind of row beside them, one DELETE and one INSERT for the deals whose
+    rows of that kind moved (none for a kind where none did)."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now()
+        self.rows: list[DealState] = []
+        self.moved: dict[str, dict[UUID, Any]] = {field.name: {} for field in fields(_Rows)}
+
+    def add(
+        self,
+        row: DealState,
+        state: dict[str, Any] | None,
+        version: int,
+        updated_at: datetime | None,
+        *,
+        force: bool,
+    ) -> None:
+        # The rows beside a deal's row match its stored state, except where a forced
+        # projection trusts nothing stored, and where a state was sent back to version 0 (as
+        # migration 0003 does, to fill the tables it added).
+        before = None if force or (row.version == 0 and row.state) else _Rows.of(row.state)
+        _assign(row, state, version, updated_at, self.now)
+        self.rows.append(row)
+        after = _Rows.of(state)
+        for kind, by_deal in self.moved.items():
+            rows = getattr(after, kind)
+            if before is None or getattr(before, kind) != rows:
+                by_deal[row.deal_id] = rows
+
+    def write(self) -> None:
+        if self.rows:
+            bulk.write_states(self.rows)
+        moved = self.moved
+        bulk.replace_parties(
+            {
+                deal_id: {(UUID(organisation), role) for organisation, role in rows}
+                for deal_id, rows in moved["parties"].items()
+            }
+        )
+        bulk.replace_contracts(
+            {deal_id: [_typed(row) for row in rows] for deal_id, rows in moved["contracts"].items()}
+        )
+        bulk.replace_deliveries(
+            {deal_id: sorted(years) for deal_id, years in moved["deliveries"].items()}
+        )
+        bulk.replace_external_ids(
+            {deal_id: sorted(keys) for deal_id, keys in moved["external_ids"].items()}
+        )
+        bulk.replace_texts(moved["text"])
+
+
+def _assign(
+    row: DealState,
+    state: dict[str, Any] | None,
+    version: int,
+    updated_at: datetime | None,
+    now: datetime,
+) -> None:
     row.version = version
     row.projected_at = now
-    if deal is None:
-        row.state = None
+    row.state = state
+    row.updated_at = updated_at
+    if state is None:
         row.title = row.kind = row.stage = ""
         row.uncertain = False
-        row.updated_at = None
         return
-    state = deal_json(deal)
-    row.state = state
     row.title = state["title"]
     row.kind = state["kind"]
     row.stage = state["stage"]
     row.uncertain = state["uncertain"]
-    row.updated_at = deal.updated_at
 
 
-def _parties(state: dict | None) -> set[tuple[str, str]]:
-    if not state:
-        return set()
-    return {(party["organisation"], party["role"]) for party in state["parties"]}
+def _search_text(state: dict[str, Any]) -> str:
+    """What `?search=` reads: the title, summary, each contract's item and weapon designation
+    and description, and the notes, one to a line, in lower case."""
+    parts = [state["title"], state["summary"]]
+    for contract in state["contracts"]:
+        weapon = contract.get("weapon") or {}
+        parts += [contract["item"], weapon.get("designation"), weapon.get("description")]
+    parts += [note["text"] for note in state["notes"]]
+    return "\n".join(dict.fromkeys(part for part in parts if part)).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """The rows a state gives its deal beside its DealState, as values of the state's JSON.
+    Compared before and after a replay, so that rows that did not move (those of a deal with
+    no contract, above all) cost no statement."""
+
+    parties: frozenset[tuple[str, str]]
+    contracts: tuple[tuple[Any, ...], ...]
+    """(position, buyer, supplier, category, order year, value amount, value currency)."""
+    deliveries: frozenset[int]
+    """The years with a delivery, under any contract."""
+    external_ids: frozenset[str]
+    text: str
+    """What `?search=` reads (DealText)."""
+
+    @classmethod
+    def of(cls, state: dict[str, Any] | None) -> _Rows:
+        if not state:
+            return _NO_ROWS
+        # States projected before `external_ids`, `ordered_on`, `weapon` and `deliveries`
+        # were in the reducer have none of them.
+        contracts = state["contracts"]
+        return cls(
+            parties=frozenset((p["organisation"], p["role"]) for p in state["parties"]),
+            contracts=tuple(_contract_row(n, c) for n, c in enumerate(contracts)),
+            deliveries=frozenset(
+                delivery["year"] for c in contracts for delivery in c.get("deliveries") or ()
+            ),
+            external_ids=frozenset(state.get("external_ids") or ()),
+            text=_search_text(state),
+        )
+
+
+_NO_ROWS = _Rows(frozenset(), (), frozenset(), frozenset(), "")
+
+
+def _contract_row(position: int, contract: dict[str, Any]) -> tuple[Any, ...]:
+    value = contract.get("value")
+    ordered_on = contract.get("ordered_on")
+    return (
+        position,
+        contract["buyer"],
+        contract["supplier"],
+        ((contract.get("weapon") or {}).get("category") or "").lower(),
+        int(ordered_on["date"][:4]) if ordered_on else None,
+        value["amount"] if value else None,
+        value["currency"] if value else "",
+    )
+
+
+def _typed(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A contract row with the database's types: ids as UUIDs, the amount a Decimal."""
+    position, buyer, supplier, category, year, amount, currency = row
+    amount = None if amount is None else Decimal(amount)
+    return (position, UUID(buyer), UUID(supplier), category, year, amount, currency)
 
 
 def deals_behind(limit: int = 1000, *, deal_id: UUID | None = None) -> list[UUID]:
@@ -257,6 +389,7 @@ def projection_lag() -> int:
 def reset() -> int:
     """Drop every read-model row; returns how many deals' rows went."""
     with transaction.atomic():
-        OrganisationDeal.objects.all().delete()
+        for model in (OrganisationDeal, DealContract, DealDelivery, DealExternalId, DealText):
+            model.objects.all().delete()  # one DELETE each, not the cascade's row by row
         _, counts = DealState.objects.all().delete()
     return counts.get(DealState._meta.label, 0)
