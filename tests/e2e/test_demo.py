@@ -55,7 +55,7 @@ def wait_for_commands(process: subprocess.Popen, log: Path, port: int) -> list[s
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
         commands = CURL.findall(text)
-        if len(commands) == 3 and _listening(port):
+        if len(commands) == 5 and _listening(port):
             return commands
         assert process.poll() is None, text[-4000:]
         time.sleep(0.5)
@@ -86,7 +86,8 @@ def test_make_demo_from_a_fresh_clone_serves_the_demo_twice(tmp_path: Path):
         log = tmp_path / f"demo-{attempt}.log"
         process = run_demo(clone, port, log)
         try:
-            listing, replay, contract = (curl(c) for c in wait_for_commands(process, log, port))
+            answers = [curl(c) for c in wait_for_commands(process, log, port)]
+            listing, replay, contract, sipri, imports = answers
         finally:
             stop(process)
         output = log.read_text()
@@ -94,7 +95,12 @@ def test_make_demo_from_a_fresh_clone_serves_the_demo_twice(tmp_path: Path):
             assert re.search(rf"^\s+{user}\s+\S+\s+[0-9a-f]{{64}}$", output, re.MULTILINE)
         assert f"http://127.0.0.1:{port}/admin/" in output
         assert f"http://127.0.0.1:{port}/api/docs/" in output
-        assert len(listing["results"]) == 5
+        # The five deals of DOMAIN.md and the seven the register sample resolves.
+        assert len(listing["results"]) == 12
+        (tb2,) = sipri["results"]
+        assert tb2["external_ids"] == ["SIPRI:60123"]
+        assert tb2["contracts"][0]["delivered"] == 24
+        assert [i["edition"] for i in imports["results"]] == ["2024-03-11"]
         assert (replay["state"]["stage"], replay["uncertain"]) == ("mou_signed", True)
         assert contract["contracts"][0]["value"] == {"amount": "5400000000", "currency": "GBP"}
         assert contract["contracts"][0]["quantity"] == 20
