@@ -40,6 +40,11 @@ API: dict[str, dict[str, int]] = {
     "api/v1/organisations/<uuid:organisation_id>/": {"GET": 200, "PATCH": 403},
     "api/v1/event-types/": {"GET": 200},
     "api/v1/event-types/<str:name>/": {"GET": 200},
+    "api/v1/imports/": {"GET": 403},
+    "api/v1/imports/<uuid:import_id>/": {"GET": 403},
+    "api/v1/events/stream/": {"GET": 200},
+    "api/v1/deals/<uuid:deal_id>/events/stream/": {"GET": 200},
+    "api/v1/deals/<uuid:deal_id>/diff/": {"GET": 200},
 }
 # Outside /api/v1/ and /admin/: open to everyone (API.md), reads only.
 PUBLIC: dict[str, dict[str, int]] = {
