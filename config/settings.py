@@ -339,3 +339,13 @@ if _CACHE_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # --- end API ---
+
+# --- Server-sent events of the feed (tracker.api.streaming) ---
+# A comment line after this long without a message, so that proxies keep idle streams open.
+EVENT_STREAM_HEARTBEAT_SECONDS = env.float("EVENT_STREAM_HEARTBEAT_SECONDS", default=15.0)
+# Streams woken by LISTEN/NOTIFY also read this often, in case a notification was lost.
+EVENT_STREAM_RECHECK_SECONDS = env.float("EVENT_STREAM_RECHECK_SECONDS", default=5.0)
+# Streams with no notifications to wait on (SQLite, or a WSGI server) read this often.
+EVENT_STREAM_POLL_SECONDS = env.float("EVENT_STREAM_POLL_SECONDS", default=0.5)
+# Threads (each with one database connection) that run the reads of every stream of a process.
+EVENT_STREAM_READERS = env.int("EVENT_STREAM_READERS", default=4)

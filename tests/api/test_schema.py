@@ -25,6 +25,8 @@ def test_every_endpoint_is_in_the_schema(schema):
         "/api/v1/deals/{deal_id}/verify/": {"get"},
         "/api/v1/deals/{deal_id}/export/": {"get"},
         "/api/v1/events/": {"get"},
+        "/api/v1/events/stream/": {"get"},
+        "/api/v1/deals/{deal_id}/events/stream/": {"get"},
         "/api/v1/ledger/digest/": {"get"},
         "/api/v1/organisations/": {"get", "post"},
         "/api/v1/organisations/{organisation_id}/": {"get", "patch"},
@@ -69,6 +71,8 @@ def test_event_data_is_the_catalogues_json_schema_one_of_by_type(schema):
     ("path", "statuses"),
     [
         ("/api/v1/events/", {"400", "401", "403", "429", "503"}),
+        ("/api/v1/events/stream/", {"400", "401", "403", "429", "503"}),
+        ("/api/v1/deals/{deal_id}/events/stream/", {"400", "404", "401", "403", "429", "503"}),
         ("/api/v1/deals/{deal_id}/verify/", {"401", "403", "404", "429", "503"}),
         ("/api/v1/deals/{deal_id}/export/", {"401", "403", "404", "429", "503"}),
         ("/api/v1/deals/", {"400", "401", "403", "429", "503"}),
