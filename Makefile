@@ -30,17 +30,20 @@ test: install
 	scripts/with-services.sh $(BIN)/pytest $(ARGS)
 
 DEMO_PORT ?= 8000
+DEMO_STREAM_PORT ?= $(shell echo $$(($(DEMO_PORT) + 1)))
 
-## Migrate the embedded SQLite database, load the demo data and users, serve on 127.0.0.1.
+## Migrate the embedded SQLite database, load the demo data and users, serve on 127.0.0.1
+## (the event streams too: runserver polls the SQLite file for them every half second).
 demo: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	LOG_LEVEL=WARNING $(BIN)/python manage.py demo_setup --base-url http://127.0.0.1:$(DEMO_PORT)
 	$(BIN)/python manage.py runserver --noreload 127.0.0.1:$(DEMO_PORT)
 
-## The same demo on PostgreSQL, Redis, gunicorn, a Celery worker and beat; Ctrl-C stops it.
+## The same demo on PostgreSQL, Redis, gunicorn, a Celery worker and beat, with the event
+## streams served by uvicorn on DEMO_STREAM_PORT (LISTEN/NOTIFY); Ctrl-C stops it.
 demo-stack: install
 	scripts/install-system-packages.sh
-	DEMO_PORT=$(DEMO_PORT) scripts/demo-stack.sh
+	DEMO_PORT=$(DEMO_PORT) DEMO_STREAM_PORT=$(DEMO_STREAM_PORT) scripts/demo-stack.sh
 
 ## Benchmarks: JSON figures beside a raw baseline measured in the same run.
 bench: install

@@ -99,6 +99,9 @@ class Stack:
         self.services = Path(tempfile.mkdtemp(prefix="dealtracker-stack-"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # Server-sent events come from an ASGI process of their own (docker/entrypoint.sh).
+        self.stream_port = free_port()
+        self.stream_base = f"http://127.0.0.1:{self.stream_port}"
         self.mode = "--durable" if durable else "--fast"
 
     # --- services ----------------------------------------------------------------------
@@ -158,6 +161,17 @@ class Stack:
                 "--timeout",
                 "60",
             ],
+            "stream": [
+                BIN / "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.stream_port),
+                "--timeout-graceful-shutdown",
+                "3",
+                "--no-access-log",
+            ],
             "worker": [
                 BIN / "celery",
                 "-A",
@@ -178,16 +192,26 @@ class Stack:
             ],
         }
         log = (self.logs / f"{name}.log").open("ab")
+        # Under ASGI each request runs in a thread of its own: a connection kept after it
+        # would be left behind by it.
+        env = {**self.env, "CONN_MAX_AGE": "0"} if name == "stream" else self.env
         self.processes[name] = subprocess.Popen(
             commands[name],
             cwd=ROOT,
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
         if name == "web":
             self.wait_for(lambda: self.get("/health/")[0] in (200, 503), what="gunicorn")
+        if name == "stream":
+            self.wait_for(
+                lambda: (
+                    attempt(self.stream_base, "GET", "/health/", timeout=5).status in (200, 503)
+                ),
+                what="uvicorn",
+            )
         if name == "worker":
             self.wait_for(lambda: " ready." in self.log("worker"), what="celery worker")
 

@@ -1,9 +1,10 @@
 """Real servers for races through HTTP: the embedded default and the PostgreSQL stack.
 
-`embedded` is what `make demo` runs: `runserver` (threaded) on a SQLite file, tasks eager.
-`postgres` is what production runs: gunicorn with two processes, a Celery worker and beat, on a
-fresh database of the suite's PostgreSQL and a Redis database of its own, so that no queue is
-shared with the worker tests.
+`embedded` is what `make demo` runs: `runserver` (threaded) on a SQLite file, tasks eager; it
+serves the event streams too, polling. `postgres` is what production runs: gunicorn with two
+processes, uvicorn for the event streams (`stream_base`), a Celery worker and beat, on a fresh
+database of the suite's PostgreSQL and a Redis database of its own, so that no queue is shared
+with the worker tests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from bench.stack import attempt, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SERVICE_VARIABLES = {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CACHE_URL"}
+SERVICE_VARIABLES = {
+    "DATABASE_URL",
+    "DATABASE_REPLICA_URL",
+    "CELERY_BROKER_URL",
+    "REDIS_URL",
+    "CACHE_URL",
+}
 
 
 class Server:
@@ -33,6 +40,7 @@ class Server:
         self.mode = mode
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.stream_base = self.base
         self.processes: dict[str, subprocess.Popen] = {}
         self.env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
         self.env.update(
@@ -88,6 +96,18 @@ class Server:
                     "4",
                 ],
             )
+            stream_port = free_port()
+            self.stream_base = f"http://127.0.0.1:{stream_port}"
+            self._spawn(
+                "stream",
+                [
+                    *(BIN / "uvicorn", "config.asgi:application", "--host", "127.0.0.1"),
+                    *("--port", str(stream_port), "--timeout-graceful-shutdown", "3"),
+                ],
+                # Under ASGI each request runs in a thread of its own: a connection kept after
+                # it would be left behind by it.
+                env={"CONN_MAX_AGE": "0"},
+            )
             self._spawn(
                 "worker",
                 [
@@ -103,6 +123,10 @@ class Server:
                 ],
             )
         self.wait_for(lambda: self.status("/health/") in (200, 503), what="the web server")
+        self.wait_for(
+            lambda: attempt(self.stream_base, "GET", "/health/", timeout=5).status in (200, 503),
+            what="the stream server",
+        )
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -163,12 +187,12 @@ class Server:
             time.sleep(0.2)
         raise TimeoutError(f"{what} not ready after {timeout}s:\n{self.logs()}")
 
-    def _spawn(self, name: str, command: list) -> None:
+    def _spawn(self, name: str, command: list, env: dict[str, str] | None = None) -> None:
         log = (self.dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=log,
             start_new_session=True,

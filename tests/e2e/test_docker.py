@@ -14,10 +14,10 @@ ENTRYPOINT = (ROOT / "docker" / "entrypoint.sh").read_text()
 
 def test_compose_runs_every_part_of_the_stack_with_health_checks():
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
-    for name in ("postgres", "redis", "web", "worker"):
+    assert set(services) == {"postgres", "redis", "migrate", "web", "stream", "worker", "beat"}
+    for name in ("postgres", "redis", "web", "stream", "worker"):
         assert "healthcheck" in services[name], name
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "stream", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
@@ -34,12 +34,14 @@ def test_entrypoint_runs_the_commands_the_stack_test_runs():
     stack = (ROOT / "bench" / "stack.py").read_text()
     for program in (
         "gunicorn config.wsgi:application",
+        "uvicorn config.asgi:application",
         "celery -A config worker",
         "celery -A config beat",
         "python manage.py migrate",
     ):
         assert program in ENTRYPOINT, program
     assert '"config.wsgi:application"' in stack
+    assert '"config.asgi:application"' in stack
     assert all(f'"{role}"' in stack for role in ("worker", "beat"))
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from bench.load import prepare
 from bench.stack import Stack
+from tests.sse import EventStream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(420)]
 
@@ -26,7 +27,7 @@ def stack(tmp_path: Path):
         stack.manage("migrate", "--no-input", "-v0")
         stack.editor = stack.manage("create_api_user", "editor", "--role", "editor").strip()
         stack.auditor = stack.manage("create_api_user", "auditor", "--role", "auditor").strip()
-        for name in ("web", "worker", "beat"):
+        for name in ("web", "stream", "worker", "beat"):
             stack.start(name)
         yield stack
     finally:
@@ -102,8 +103,24 @@ def replayed(stack: Stack, deal: str) -> dict:
     return body["state"]
 
 
+def the_feed(stack: Stack) -> tuple[list[str], str]:
+    """Every event's id, paged through GET /events/, and the cursor after the last."""
+    ids, after = [], ""
+    while True:
+        path = f"/api/v1/events/?limit=1000&after={after}"
+        status, page = stack.request("GET", path, token=stack.editor)
+        assert status == 200
+        if not page["results"]:
+            return ids, after
+        ids += [event["event_id"] for event in page["results"]]
+        after = page["next"]
+
+
 def test_the_stack_projects_survives_a_killed_worker_and_a_database_restart(stack):
     deal = open_deal(stack)
+    # Follows the feed from the stream server throughout, the database restart included.
+    stream = EventStream(stack.stream_base, "/api/v1/events/stream/", token=stack.editor)
+    assert stream.status == 200
 
     threads, wins, errors = concurrently(stack, deal, clients=4, per_client=50)
     for thread in threads:
@@ -158,3 +175,11 @@ def test_the_stack_projects_survives_a_killed_worker_and_a_database_restart(stac
     assert (status, body["version"]) == (201, 302), body
     assert wait_for_projection(stack, deal, 302) == replayed(stack, deal)
     assert '"status": 500' not in stack.log("web")
+
+    with stream:
+        received = stream.events(302, timeout=60)
+        assert stream.quiet_for(0.5) is True
+    ids, last = the_feed(stack)
+    assert [m.json["event_id"] for m in received] == ids
+    assert received[-1].id == last
+    assert "Traceback" not in stack.log("stream")
