@@ -109,6 +109,18 @@ DEAL_ENDPOINTS = {
         None,
         [401, 403, 403, 403, 200, 200],
     ),
+    "diff as_of": (
+        "get",
+        "/api/v1/deals/{deal}/diff/?from_as_of=2025-06-15",
+        None,
+        [401, 403, 200, 200, 200, 200],
+    ),
+    "diff known_at": (
+        "get",
+        "/api/v1/deals/{deal}/diff/?to_known_at=2030-01-01T00:00:00Z",
+        None,
+        [401, 403, 403, 403, 200, 200],
+    ),
     "timeline": ("get", "/api/v1/deals/{deal}/timeline/", None, [401, 403, 403, 403, 200, 200]),
     "organisations": ("get", "/api/v1/organisations/", None, [401, 403, 200, 200, 200, 200]),
     "organisation add": (

@@ -20,6 +20,7 @@ def test_every_endpoint_is_in_the_schema(schema):
         "/api/v1/deals/": {"get", "post"},
         "/api/v1/deals/{deal_id}/": {"get"},
         "/api/v1/deals/{deal_id}/events/": {"get", "post"},
+        "/api/v1/deals/{deal_id}/diff/": {"get"},
         "/api/v1/deals/{deal_id}/state/": {"get"},
         "/api/v1/deals/{deal_id}/timeline/": {"get"},
         "/api/v1/deals/{deal_id}/verify/": {"get"},
@@ -46,6 +47,9 @@ def test_list_filters_and_state_parameters_are_documented(schema):
         names("/api/v1/deals/")
     )
     assert {"as_of", "known_at"} <= names("/api/v1/deals/{deal_id}/state/")
+    assert {"from_as_of", "from_known_at", "to_as_of", "to_known_at"} <= names(
+        "/api/v1/deals/{deal_id}/diff/"
+    )
     assert {"min_version"} <= names("/api/v1/deals/{deal_id}/")
     assert {"after_version", "limit"} <= names("/api/v1/deals/{deal_id}/events/")
 
@@ -78,6 +82,7 @@ def test_event_data_is_the_catalogues_json_schema_one_of_by_type(schema):
         ("/api/v1/deals/", {"400", "401", "403", "429", "503"}),
         ("/api/v1/deals/{deal_id}/", {"400", "404", "401", "403", "429", "503"}),
         ("/api/v1/deals/{deal_id}/state/", {"400", "404", "401", "403", "429", "503"}),
+        ("/api/v1/deals/{deal_id}/diff/", {"400", "404", "401", "403", "429", "503"}),
         ("/api/v1/deals/{deal_id}/timeline/", {"404", "401", "403", "429", "503"}),
         ("/api/v1/event-types/{name}/", {"404", "401", "403", "429", "503"}),
         ("/api/v1/imports/", {"400", "401", "403", "429", "503"}),

@@ -513,3 +513,121 @@ class ImportDetailSerializer(ImportSerializer):
     events_next = serializers.URLField(
         allow_null=True, help_text="The next page of `events`, or null at the end."
     )
+
+
+# --- deals: the diff between two points in time ----------------------------------------------
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    """`/state/`'s `as_of` and `known_at` (StateQuerySerializer's fields, so one rule parses
+    both) for each end of the diff: `from_as_of`, `from_known_at`, `to_as_of`, `to_known_at`."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = {}
+        for end, label in (("from", "From"), ("to", "To")):
+            for name, field in StateQuerySerializer().get_fields().items():
+                field.help_text = f"{label} point; omitted: now. {field.help_text}"
+                fields[f"{end}_{name}"] = field
+        return fields
+
+
+class DiffPointSerializer(serializers.Serializer):
+    as_of = serializers.DateField(allow_null=True)
+    known_at = ApiTimeField(allow_null=True)
+    version = serializers.IntegerField(help_text="Last event applied; 0 with no state.")
+
+
+class NamedEventSerializer(serializers.Serializer):
+    event_id = serializers.UUIDField()
+    version = serializers.IntegerField(allow_null=True)
+    type = serializers.CharField(allow_null=True)
+
+
+class ExplainingEventSerializer(serializers.Serializer):
+    """An event that moved the path on the way from one point to the other."""
+
+    event_id = serializers.UUIDField()
+    version = serializers.IntegerField(min_value=1)
+    type = serializers.CharField()
+    occurred = OccurredSerializer(allow_null=True, help_text="As recorded.")
+    recorded_at = ApiTimeField()
+    names = NamedEventSerializer(
+        allow_null=True, help_text="A retraction's or correction's event; null for a fact."
+    )
+
+
+class ChangeSerializer(serializers.Serializer):
+    op = serializers.ChoiceField(
+        choices=["add", "remove", "replace"],
+        help_text="JSON Patch (RFC 6902): applied in order to `from`'s state, the changes "
+        "give `to`'s (without `version` and `updated_at`, which are not compared).",
+    )
+    path = serializers.CharField(
+        allow_blank=True,
+        help_text="RFC 6901 JSON Pointer into the state, e.g. `/joint_venture/shares/0/percent`; "
+        '"" is the whole state, where the deal had none at one of the points. Lists are '
+        "compared by index: items past the shorter one's end are added or removed.",
+    )
+    old = serializers.JSONField(allow_null=True, help_text="At `from`; null for `add`.")
+    new = serializers.JSONField(allow_null=True, help_text="At `to`; null for `remove`.")
+    explained_by = ExplainingEventSerializer(many=True, help_text="In version order.")
+
+
+class DiffSerializer(serializers.Serializer):
+    """What differs between two replays of a deal, and the events that explain each change;
+    reads a `deals.diff.Diff`."""
+
+    deal = serializers.UUIDField(source="deal_id")
+    to = DiffPointSerializer()
+    changes = ChangeSerializer(many=True)
+    exact = serializers.BooleanField(
+        help_text="True when each event between the points was examined on its own; false "
+        "when they were too many (over 200, fewer on long streams) and were examined in "
+        "groups, each event credited with the fields the timeline says it changed."
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `from` is a Python keyword, so it cannot be declared above.
+        fields = super().get_fields()
+        start = DiffPointSerializer(source="from_")
+        return {"deal": fields.pop("deal"), "from": start, **fields}
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        def point(p: Any) -> dict[str, Any]:
+            return {
+                "as_of": p.as_of.isoformat() if p.as_of else None,
+                "known_at": format_api_time(p.known_at) if p.known_at else None,
+                "version": p.version,
+            }
+
+        def event(e: Any) -> dict[str, Any]:
+            names = e.names and {
+                "event_id": str(e.names.event_id),
+                "version": e.names.version,
+                "type": e.names.type,
+            }
+            return {
+                "event_id": str(e.event_id),
+                "version": e.version,
+                "type": e.type,
+                "occurred": e.occurred,
+                "recorded_at": format_api_time(e.recorded_at),
+                "names": names,
+            }
+
+        return {
+            "deal": str(instance.deal_id),
+            "from": point(instance.from_),
+            "to": point(instance.to),
+            "changes": [
+                {
+                    "op": c.op,
+                    "path": c.path,
+                    "old": c.old,
+                    "new": c.new,
+                    "explained_by": [event(e) for e in c.explained_by],
+                }
+                for c in instance.changes
+            ],
+            "exact": instance.exact,
+        }
