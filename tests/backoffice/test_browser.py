@@ -230,6 +230,55 @@ def test_auditor_replays_deal_2_as_of_may_2025_and_verifies_it(
     page.screenshot(path=str(SCREENSHOTS / "timeline.png"), full_page=True)
 
 
+def test_auditor_compares_two_points_around_the_joint_venture_of_deal_2(
+    login: Callable[[User], object], auditor: User, live_server: object
+) -> None:
+    call_command("seed_demo", verbosity=0)
+    page = login(auditor)
+    page.goto(f"{live_server.url}/admin/projections/dealstate/{demo_deal_id(2)}/audit/")
+    assert page.locator("#diff-none").count() == 1
+
+    # Picked on the timeline: the MoU and the joint venture, as of when each happened.
+    page.check("#pick-from-v2")
+    page.check("#pick-to-v3")
+    page.select_option("#id_pick_by", "as_of")
+    page.click("#button-compare-picks")
+    page.wait_for_load_state()
+    rows = page.locator("#diff tbody tr")
+    assert [rows.nth(i).get_attribute("data-path") for i in range(rows.count())] == [
+        "/stage",
+        "/joint_venture",
+    ]
+    stage = page.locator("#diff tr[data-path='/stage']")
+    assert "mou_signed" in stage.text_content()
+    assert "agreed" in stage.text_content()
+    venture = page.locator("#diff tr[data-path='/joint_venture']")
+    assert "LBA Systems" in venture.text_content()
+    for row in (stage, venture):
+        assert row.locator(".dt-explained a").all_text_contents() == ["v3 JointVentureFormed"]
+    assert page.input_value("#id_from_as_of") == "2025-01-01"
+    assert page.input_value("#id_to_as_of") == "2025-06-01"
+    assert page.is_checked("#pick-from-v2") is True
+    assert page.is_checked("#pick-to-v3") is True
+
+    # The explaining event links to its row on the timeline, which is marked.
+    venture.locator(".dt-explained a").click()
+    assert page.url.endswith("#event-v3")
+    assert "is-explaining" in page.get_attribute("#event-v3", "class")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "audit-diff.png"), full_page=True)
+
+    # The same through the form: the end of May 2025 against New Year 2026.
+    page.fill("#id_from_as_of", "2025-05-31")
+    page.fill("#id_to_as_of", "2026-01-01")
+    page.click("#button-compare")
+    page.wait_for_load_state()
+    paths = page.locator("#diff tbody tr").evaluate_all("rows => rows.map(r => r.dataset.path)")
+    assert paths == ["/stage", "/joint_venture", "/uncertain"]
+    assert "JointVentureFormed" in page.text_content("#diff tr[data-path='/stage']")
+    assert page.text_content("#compare-from") == "as of 2025-05-31"
+
+
 def test_timeline_marks_retracted_and_corrected_facts(
     login: Callable[[User], object],
     auditor: User,

@@ -103,3 +103,20 @@ def timeline_bars(
             bar.original_left, bar.original_width = axis.place(event.occurred)
         bars.append(bar)
     return axis, bars
+
+
+PICKS = {
+    "known_at": "as known when each was recorded (known at)",
+    "as_of": "as of when each happened (as of)",
+    "both": "both: as known when recorded, as of when it happened",
+}
+"""What an event picked on the timeline stands for, as a point to compare."""
+
+
+def picked_point(row: EventRow, by: str) -> tuple[date | None, datetime | None]:
+    """(as_of, known_at) of an event picked on the timeline: its `recorded_at` as known_at,
+    the start of its period (as corrected) as as_of, or both (`by`, a key of PICKS)."""
+    occurred = row.status.occurred
+    as_of = date.fromisoformat(occurred["date"]) if by != "known_at" and occurred else None
+    known_at = row.event.recorded_at if by != "as_of" else None
+    return as_of, known_at

@@ -16,8 +16,9 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from django.contrib import messages
@@ -35,7 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pydantic import BaseModel
 
-from tracker.deals import replay, services
+from tracker.deals import diff, replay, services
 from tracker.deals.errors import DealNotFound, InvalidEvent, UnknownEventType
 from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, schema_for
 from tracker.deals.reducer import BOOKKEEPING, STATE_FIELDS, deal_json
@@ -53,11 +54,12 @@ from .display import (
     newer_events,
     organisation_choices,
     organisation_names,
+    show,
     state_changes,
     state_row,
 )
 from .forms import Choice, Context, EventForm, OccurredHolder, SchemaForm, event_form
-from .timeline import timeline_bars
+from .timeline import PICKS, picked_point, timeline_bars
 
 TEMPLATES = "admin/deals/"
 STATE_SHOWN = tuple(n for n in STATE_FIELDS if n not in {*BOOKKEEPING, "id", "title", "opened_on"})
@@ -408,7 +410,8 @@ def _deal_events(
 
 
 def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> HttpResponse:
-    """Timeline, replay as of / as known at, and the hash chain's verification, for auditors."""
+    """Timeline, replay as of / as known at, the diff between two points, and the hash chain's
+    verification, for auditors."""
     events, names = _deal_events(request, deal_id, allowed=can_audit)
     errors: dict[str, str] = {}
     as_of = _date_param(request.GET.get("as_of"), "as_of", errors)
@@ -420,6 +423,10 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
     names_then = names_at(asked.state, known_at) if known_at and asked.state else names
     replayed = humanise(deal_json(asked.state), names_then) if asked.state else None
     verification = verify_stream(deal_id)
+    comparison = _comparison(request, events, [bar.row for bar in bars], names, errors)
+    asked_params = {k: v for k in ("as_of", "known_at") if (v := request.GET.get(k, ""))}
+    # The replay against today, as a diff with the events that explain it.
+    explain = {**asked_params, **{f"to_{k}": v for k, v in asked_params.items()}}
     context = {
         **_admin_context(
             request, admin_site, f"Audit: {today.state.title if today.state else deal_id}"
@@ -437,12 +444,119 @@ def audit_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> Ht
             [state_row(name, replayed.get(name)) for name in REPLAY_SHOWN] if replayed else []
         ),
         "differences": state_changes(today.state, asked.state, names, names_then),
+        "explain_url": f"?{urlencode(explain)}#compare",
         "names_known_at": known_at if names_then is not names else None,
         "today": today,
         "verification": verification,
         "export_url": reverse("admin:deal_export", args=[deal_id]),
+        "compare": comparison,
+        "picks": PICKS,
     }
     return TemplateResponse(request, TEMPLATES + "audit.html", context)
+
+
+COMPARED = ("from_as_of", "from_known_at", "to_as_of", "to_known_at")
+
+
+@dataclass
+class ShownChange:
+    """One change of a diff as the audit page shows it: values as text, ids as names."""
+
+    op: str
+    path: str
+    old: str
+    new: str
+    explained_by: tuple[diff.Explanation, ...]
+
+
+def _comparison(
+    request: HttpRequest,
+    events: Sequence[RecordedEvent],
+    rows: Sequence[EventRow],
+    names: Mapping[str, str],
+    errors: dict[str, str],
+) -> dict[str, Any]:
+    """The audit page's diff between two points: two events picked on the timeline
+    (`pick_from`, `pick_to`, `pick_by`), or the four inputs of the comparison's form."""
+    query = request.GET
+    by = query.get("pick_by") if query.get("pick_by") in PICKS else "known_at"
+    shown = {name: query.get(name, "") for name in COMPARED}
+    points: dict[str, tuple[date | None, datetime | None]] = {}
+    picked = {end: query.get(f"pick_{end}", "") for end in ("from", "to")}
+    if any(picked.values()):
+        by_version = {row.event.version: row for row in rows}
+        for end, version in picked.items():
+            row = by_version.get(_int(version) or 0)
+            if version and row is None:
+                errors[f"pick_{end}"] = "Pick an event of the timeline."
+            point = picked_point(row, by) if row is not None else (None, None)
+            points[end] = point
+            shown[f"{end}_as_of"] = point[0].isoformat() if point[0] else ""
+            shown[f"{end}_known_at"] = _moment_text(point[1]) if point[1] else ""
+    elif any(shown.values()):
+        for end in ("from", "to"):
+            points[end] = (
+                _date_param(shown[f"{end}_as_of"], f"{end}_as_of", errors),
+                _to_the_millisecond(
+                    _moment_param(shown[f"{end}_known_at"], f"{end}_known_at", errors)
+                ),
+            )
+    comparison: dict[str, Any] = {
+        "values": shown,
+        "picked": {end: _int(version) for end, version in picked.items()},
+        "pick_by": by,
+        "ends": (("from", "From"), ("to", "To")),
+        "diff": None,
+        "explaining": set(),
+    }
+    if not points or any(name in errors for name in (*COMPARED, "pick_from", "pick_to")):
+        return comparison
+    (from_as_of, from_known_at), (to_as_of, to_known_at) = points["from"], points["to"]
+    found = diff.diff(
+        events,
+        from_as_of=from_as_of,
+        from_known_at=from_known_at,
+        to_as_of=to_as_of,
+        to_known_at=to_known_at,
+    )
+    comparison["diff"] = found
+    comparison["same_point"] = points["from"] == points["to"]
+    comparison["from_label"] = _point_label(from_as_of, from_known_at)
+    comparison["to_label"] = _point_label(to_as_of, to_known_at)
+    comparison["changes"] = [
+        ShownChange(
+            op=change.op,
+            path=change.path or "(the whole state)",
+            old=show(humanise(change.old, names)) if change.op != "add" else "",
+            new=show(humanise(change.new, names)) if change.op != "remove" else "",
+            explained_by=change.explained_by,
+        )
+        for change in found.changes
+    ]
+    comparison["explaining"] = {e.version for c in found.changes for e in c.explained_by}
+    return comparison
+
+
+def _point_label(as_of: date | None, known_at: datetime | None) -> str:
+    if as_of is None and known_at is None:
+        return "now"
+    parts = [f"as of {as_of.isoformat()}"] if as_of else []
+    if known_at:
+        parts.append(f"as known at {_moment_text(known_at).replace('T', ' ')} UTC")
+    return ", ".join(parts)
+
+
+def _moment_text(moment: datetime) -> str:
+    """A ledger time as the comparison's inputs show it: UTC, to the millisecond."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _to_the_millisecond(moment: datetime | None) -> datetime | None:
+    """A moment given to the millisecond covers its whole millisecond, as the API's
+    `known_at` does: the inputs show ledger times to the millisecond."""
+    if moment is None or moment.microsecond % 1000:
+        return moment
+    return moment + timedelta(microseconds=999)
 
 
 def export_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> HttpResponse:
