@@ -118,6 +118,31 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;",
     }
 
+# A PostgreSQL hot standby of DATABASE_URL's server, for reads (README: "Reads from a
+# replica"). It holds every database of its primary, so its URL may leave the name out: then
+# it is DATABASE_URL's. Only the reads that name it with `using=` go there (tracker.api.replica);
+# the router keeps every other query, and every write and migration, on the primary. A short
+# connect timeout and REPLICA_RETRY_SECONDS of remembering it down make a stopped replica cheap.
+REPLICA_READS = False
+if env.str("DATABASE_REPLICA_URL", default=""):
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL on PostgreSQL.")
+    _replica = env.db_url("DATABASE_REPLICA_URL")
+    DATABASES["replica"] = {
+        **_replica,
+        "NAME": _replica["NAME"] or DATABASES["default"]["NAME"],
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        # libpq's, in whole seconds (2 at least).
+        "OPTIONS": {
+            **_replica.get("OPTIONS", {}),
+            "connect_timeout": env.int("REPLICA_CONNECT_TIMEOUT", default=2),
+        },
+    }
+    DATABASE_ROUTERS = ["config.routers.PrimaryRouter"]
+    REPLICA_READS = True
+REPLICA_RETRY_SECONDS = env.float("REPLICA_RETRY_SECONDS", default=5.0)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -6,6 +6,7 @@ import importlib
 import os
 
 import pytest
+from django.conf import settings
 from django.db import connections
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
 from django.db.backends.sqlite3.base import DatabaseWrapper as SqliteWrapper
@@ -49,9 +50,25 @@ def _patch_flush() -> None:
 _patch_flush()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "replica: needs the PostgreSQL replica started by `make test` (skipped without it "
+        "unless REQUIRE_SERVICES=1)",
+    )
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and connections["default"].vendor != "postgresql":
         message = f"needs PostgreSQL: {HOW_TO_GET_THEM}"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + " (REQUIRE_SERVICES=1)")
+        pytest.skip(message)
+    if item.get_closest_marker("replica") and "replica" not in settings.DATABASES:
+        message = (
+            "needs the PostgreSQL replica (DATABASE_REPLICA_URL): run `make test`, which "
+            "starts one beside PostgreSQL unless SERVICES_REPLICA=0"
+        )
         if REQUIRE_SERVICES:
             pytest.fail(message + " (REQUIRE_SERVICES=1)")
         pytest.skip(message)

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 import orjson
-from django.db import connection
+from django.db import connections
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
@@ -41,6 +41,7 @@ from .permissions import CanAudit, CanEdit, CanRead
 from .prepared import PreparedStatement
 from .problems import MalformedRequest
 from .renderers import json_values
+from .replica import replica_read, require_version
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
     AppendedSerializer,
@@ -92,8 +93,8 @@ def state_json(deal: Deal | None) -> dict[str, Any] | None:
     return None if deal is None else deal_json(deal)
 
 
-def _require_deal(deal_id: UUID) -> int:
-    version = stream_version(deal_id)
+def _require_deal(deal_id: UUID, using: str) -> int:
+    version = stream_version(deal_id, using=using)
     if version == 0:
         raise DealNotFound(deal_id)
     return version
@@ -118,15 +119,16 @@ class DealListView(BodyRequired, generics.ListAPIView):
         ),
         responses={200: Deal, **problem_responses(400, *AUTHENTICATED)},
     )
-    def get(self, request: Request) -> Response:
+    @replica_read
+    def get(self, request: Request, *, using: str) -> Response:
         heal_if_embedded()
         rows: ProjectedStates | QuerySet
-        if connection.vendor == "postgresql" and not names_a_filter(request, DealFilter):
-            rows = ProjectedStates()
+        if connections[using].vendor == "postgresql" and not names_a_filter(request, DealFilter):
+            rows = ProjectedStates(using=using)
         else:
             # The state as text, decoded by orjson: model instances and the JSON field's
             # json.loads cost more than the query.
-            queryset = self.filter_queryset(self.get_queryset())
+            queryset = self.filter_queryset(self.get_queryset().using(using))
             rows = queryset.values_list("updated_at", Cast("state", TextField()))
         page = self.paginate_queryset(rows)  # type: ignore[arg-type]
         assert page is not None
@@ -164,12 +166,14 @@ class DealDetailView(APIView):
         description=(
             "From the projection. With `min_version`, when the projection is behind that "
             "version (or has no row yet) the state is replayed from the stream instead, so a "
-            "client reads its own writes."
+            "client reads its own writes. With a read replica, the replica answers unless it "
+            "has not replayed `min_version` yet; then the primary does."
         ),
         parameters=[DealQuerySerializer],
         responses={200: Deal, **problem_responses(400, 404, *AUTHENTICATED)},
     )
-    def get(self, request: Request, deal_id: UUID) -> Response:
+    @replica_read
+    def get(self, request: Request, deal_id: UUID, *, using: str) -> Response:
         # Most reads name no version: building the serializer for nothing cost 0.08 ms a request.
         min_version = (
             parse_query(DealQuerySerializer, request).get("min_version", 0)
@@ -177,10 +181,12 @@ class DealDetailView(APIView):
             else 0
         )
         heal_if_embedded(deal_id)
-        row = _projected_state(deal_id)
+        row = _projected_state(deal_id, using)
         if row is not None and row[0] >= min_version:
             return Response(row[1])
-        replayed = replay.state(deal_id)
+        # A replica that has not replayed min_version yet: the primary answers instead.
+        require_version(deal_id, min_version, using)
+        replayed = replay.state(deal_id, using=using)
         if replayed.state is None:
             raise DealNotFound(deal_id)
         return Response(deal_json(replayed.state))
@@ -201,8 +207,9 @@ _PROJECTED_STATE = PreparedStatement(
 )
 
 
-def _projected_state(deal_id: UUID) -> tuple[int, Any] | None:
+def _projected_state(deal_id: UUID, using: str) -> tuple[int, Any] | None:
     """The read model's version and state of the deal, or None if it has no state yet."""
+    connection = connections[using]
     with connection.cursor() as cursor:
         _PROJECTED_STATE.execute(cursor, [_DEAL_ID.get_db_prep_value(deal_id, connection)])
         row = cursor.fetchone()
@@ -226,11 +233,12 @@ class DealEventsView(BodyRequired, APIView):
         parameters=[StreamQuerySerializer],
         responses={200: StreamPageSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
     )
-    def get(self, request: Request, deal_id: UUID) -> Response:
+    @replica_read
+    def get(self, request: Request, deal_id: UUID, *, using: str) -> Response:
         query = parse_query(StreamQuerySerializer, request)
-        _require_deal(deal_id)
+        _require_deal(deal_id, using)
         limit = min(query["limit"], STREAM_MAX_LIMIT)
-        events = read_stream(deal_id, query["after_version"], limit=limit)
+        events = read_stream(deal_id, query["after_version"], limit=limit, using=using)
         next_url = None
         if len(events) == limit:
             params = urlencode({"after_version": events[-1].version, "limit": limit})
@@ -300,12 +308,15 @@ class DealStateView(APIView):
         parameters=[StateQuerySerializer],
         responses={200: ReplayedStateSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
     )
-    def get(self, request: Request, deal_id: UUID) -> Response:
+    @replica_read
+    def get(self, request: Request, deal_id: UUID, *, using: str) -> Response:
         query = parse_query(StateQuerySerializer, request)
         known_at = query.get("known_at")
         if known_at is not None and not has_role(request.user, Role.AUDITOR):
             raise PermissionDenied("`known_at` needs the auditor role.")
-        replayed = replay.state(deal_id, as_of=query.get("as_of"), known_at=_inclusive(known_at))
+        replayed = replay.state(
+            deal_id, as_of=query.get("as_of"), known_at=_inclusive(known_at), using=using
+        )
         return Response(
             {
                 "deal": str(deal_id),
@@ -338,8 +349,9 @@ class DealTimelineView(APIView):
         summary="Every event with the state after it and the fields it changed",
         responses={200: TimelineSerializer, **problem_responses(404, *AUTHENTICATED)},
     )
-    def get(self, request: Request, deal_id: UUID) -> Response:
-        entries = replay.timeline(deal_id)
+    @replica_read
+    def get(self, request: Request, deal_id: UUID, *, using: str) -> Response:
+        entries = replay.timeline(deal_id, using=using)
         return Response(
             {
                 "deal": str(deal_id),

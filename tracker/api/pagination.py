@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
@@ -155,30 +155,37 @@ class ProjectedStates:
     ordering or the reverse), at most one filter on the position, one slice. Compiling that
     queryset cost more than running it, and reading `updated_at` as datetimes cost more than
     the few positions the page needs. Rows are `(updated_at, state)`, both as PostgreSQL's
-    text.
+    text, read from the database `using`.
     """
 
-    def __init__(self, reverse: bool = False, bound: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        reverse: bool = False,
+        bound: tuple[str, str] | None = None,
+        *,
+        using: str = DEFAULT_DB_ALIAS,
+    ) -> None:
         self._reverse = reverse
         self._bound = bound
+        self._using = using
 
     def order_by(self, *ordering: str) -> ProjectedStates:
         if ordering not in (_FORWARD, _BACKWARD):
             raise ValueError(f"not an ordering of DealPagination: {ordering}")
-        return ProjectedStates(ordering == _BACKWARD, self._bound)
+        return ProjectedStates(ordering == _BACKWARD, self._bound, using=self._using)
 
     def filter(self, **lookup: str) -> ProjectedStates:
         ((name, position),) = lookup.items()
         if (self._reverse, name) not in _PAGE_STATEMENTS:
             raise ValueError(f"not a position filter of DealPagination: {name}")
-        return ProjectedStates(self._reverse, (name, position))
+        return ProjectedStates(self._reverse, (name, position), using=self._using)
 
     def __getitem__(self, rows: slice) -> list[tuple[str, str]]:
         if rows.step is not None or rows.start is None or rows.stop is None:
             raise ValueError("only a slice with a start and a stop")
         name, position = self._bound or (None, None)
         params: list[Any] = [] if position is None else [position]
-        with connection.cursor() as cursor:
+        with connections[self._using].cursor() as cursor:
             _PAGE_STATEMENTS[(self._reverse, name)].execute(
                 cursor, [*params, rows.stop - rows.start, rows.start]
             )

@@ -19,6 +19,7 @@ from .filters import OrganisationFilter, ProblemFilterBackend
 from .pagination import OrganisationPagination
 from .parsers import BodyRequired
 from .permissions import CanEdit, CanRead
+from .replica import ReplicaReads
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import EventTypeListSerializer, EventTypeSerializer, OrganisationSerializer
 
@@ -41,7 +42,7 @@ WRITE_ERRORS = problem_responses(400, 413, 422, *AUTHENTICATED)
         responses={201: OrganisationSerializer, **WRITE_ERRORS},
     ),
 )
-class OrganisationListView(BodyRequired, generics.ListCreateAPIView):
+class OrganisationListView(ReplicaReads, BodyRequired, generics.ListCreateAPIView):
     permission_classes = [CanEdit]
     queryset = Organisation.objects.all()
     serializer_class = OrganisationSerializer
@@ -70,7 +71,7 @@ class OrganisationListView(BodyRequired, generics.ListCreateAPIView):
         },
     ),
 )
-class OrganisationDetailView(BodyRequired, generics.RetrieveUpdateAPIView):
+class OrganisationDetailView(ReplicaReads, BodyRequired, generics.RetrieveUpdateAPIView):
     permission_classes = [CanEdit]
     queryset = Organisation.objects.all()
     serializer_class = OrganisationSerializer

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from drf_spectacular.views import SpectacularSwaggerSplitView
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -27,6 +28,7 @@ from tracker.eventstore.store import read_all, stream_head, verify_stream
 from .permissions import CanAudit, CanRead
 from .problems import MalformedRequest
 from .renderers import JSONLinesRenderer
+from .replica import replica_health, replica_read
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
     EventSerializer,
@@ -52,18 +54,23 @@ class EventFeedView(APIView):
             "Pages through all events in the order their transactions committed. Pass a page's "
             "`next` back as `after`. Never skips an event that commits later with a smaller "
             "`position`; a long-running writing transaction delays the feed until it ends. "
-            "`limit` above 1000 is read as 1000."
+            "`limit` above 1000 is read as 1000. With a read replica, pages may come from "
+            "the replica, a little behind the primary, and never skip there either."
         ),
         parameters=[FeedQuerySerializer],
         responses={200: FeedPageSerializer, **problem_responses(400, *AUTHENTICATED)},
     )
-    def get(self, request: Request) -> Response:
+    @replica_read
+    def get(self, request: Request, *, using: str) -> Response:
         query = FeedQuerySerializer(data=request.query_params)
         if not query.is_valid():
             raise MalformedRequest.from_serializer_errors("Invalid query parameters.", query.errors)
         after = query.validated_data.get("after") or None
         limit = min(query.validated_data["limit"], FEED_MAX_LIMIT)
-        page = read_all(after=after, limit=limit)
+        # Gap-safe on a hot standby too: a transaction the standby has not seen end (its
+        # commit not replayed yet, whatever the primary says) is running in the standby's
+        # snapshot, so the bound below stays under it (README: "Reads from a replica").
+        page = read_all(after=after, limit=limit, using=using)
         return Response(
             {"results": EventSerializer(page.events, many=True).data, "next": page.next}
         )
@@ -140,6 +147,25 @@ class LedgerDigestView(APIView):
         return Response(LedgerDigestSerializer(digest_document(digest)).data)
 
 
+REPLICA_STATES = ["ok", "down", "not configured"]
+
+
+@extend_schema_serializer(component_name="Health")
+class HealthReportSerializer(HealthSerializer):
+    replica = serializers.ChoiceField(
+        choices=REPLICA_STATES,
+        help_text="The read replica; `down` does not fail the check (reads go to the primary).",
+    )
+    replica_lag_bytes = serializers.IntegerField(
+        allow_null=True, help_text="WAL the replica has not replayed yet; null if unknown."
+    )
+    replica_lag_seconds = serializers.FloatField(
+        allow_null=True,
+        help_text="Since the last transaction the replica replayed, 0 when it has replayed "
+        "everything; null if unknown.",
+    )
+
+
 class HealthView(APIView):
     """Liveness for load balancers and operators: no credentials, no rate limit."""
 
@@ -149,9 +175,13 @@ class HealthView(APIView):
 
     @extend_schema(
         operation_id="health",
-        summary="Database, broker and projection lag",
+        summary="Database, broker, projection lag, and the read replica and its lag",
         auth=[],
-        responses={200: HealthSerializer, 503: HealthSerializer, **problem_responses()},
+        responses={
+            200: HealthReportSerializer,
+            503: HealthReportSerializer,
+            **problem_responses(),
+        },
     )
     def get(self, request: Request) -> Response:
         database = _check_database()
@@ -160,6 +190,7 @@ class HealthView(APIView):
             "database": database,
             "broker": _check_broker(),
             "projection_lag": _projection_lag() if database == "ok" else None,
+            **replica_health(primary_ok=database == "ok"),
         }
         return Response(body, status=200 if database == "ok" else 503)
 
