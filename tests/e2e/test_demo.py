@@ -33,6 +33,7 @@ def run_demo(clone: Path, port: int, log: Path) -> subprocess.Popen:
         if key
         not in {
             "DATABASE_URL",
+            "DATABASE_REPLICA_URL",
             "CELERY_BROKER_URL",
             "REDIS_URL",
             "CACHE_URL",

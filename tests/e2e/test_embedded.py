@@ -41,7 +41,14 @@ def test_embedded_mode_projects_at_once_with_no_broker(tmp_path: Path):
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CACHE_URL"}
+        if key
+        not in {
+            "DATABASE_URL",
+            "DATABASE_REPLICA_URL",
+            "CELERY_BROKER_URL",
+            "REDIS_URL",
+            "CACHE_URL",
+        }
     }
     # The embedded default is a SQLite file beside the code; the test keeps its own elsewhere.
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'embedded.sqlite3'}"
