@@ -11,6 +11,14 @@ Figures (JSON on stdout and in bench/results/api.json), one per endpoint:
 each against the baseline: `GET /bench/baseline/`, a plain Django view returning a fixed JSON
 body (no authentication, no database) under the same gunicorn, same middleware, same clients.
 
+Then, in bench/results/api_replica.json, the three reads again, `<name>_replica`, on a second
+gunicorn whose settings name a PostgreSQL replica (DATABASE_REPLICA_URL), each beside the first
+gunicorn (reading from the primary) in turns in the same rounds: `ratio` is replica over
+primary. The replica is the one DATABASE_REPLICA_URL names, else one `scripts/services.sh
+start-replica` starts beside the services of SERVICES_DIR once the other figures are taken;
+with neither, these figures are left out. On one machine the replica shares the primary's
+cores, so this measures the cost of routing reads to it, not a gain.
+
 The server is gunicorn (sync workers, WORKERS of them) on a free 127.0.0.1 port with
 `bench.settings`; CLIENTS threads send requests over loopback with `http.client`, one
 connection per request as sync workers close them. Each measurement runs for SECONDS, ROUNDS
@@ -54,16 +62,62 @@ def main() -> None:
     # Rates are what is measured here, not the throttle; the access log would be timed too.
     os.environ["API_THROTTLE_USER"] = os.environ["API_THROTTLE_ANON"] = "100000000/min"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    replica_url = os.environ.pop("DATABASE_REPLICA_URL", "")
     setup_django()
     token, deals = _prepare()
     port = _free_port()
     server = _start_server(port)
     try:
-        figures = _measure(port, token, deals)
+        emit("api", _measure(port, token, deals))
+        replica_url = replica_url or _start_replica()
+        if not replica_url:
+            log("no replica (DATABASE_REPLICA_URL or SERVICES_DIR): replica figures left out")
+            return
+        _wait_for_replica(replica_url)
+        replica_port = _free_port()
+        replica_server = _start_server(replica_port, replica_url)
+        try:
+            emit("api_replica", _measure_replica(port, replica_port, token))
+        finally:
+            replica_server.terminate()
+            replica_server.wait(timeout=30)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    emit("api", figures)
+
+
+def _start_replica() -> str:
+    """A replica of the services in SERVICES_DIR, started now; its URL, or "" if none."""
+    services = os.environ.get("SERVICES_DIR")
+    if not services:
+        return ""
+    subprocess.run([ROOT / "scripts/services.sh", "start-replica", services], check=True)
+    for line in Path(services, "env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name == "DATABASE_REPLICA_URL":
+            return value
+    return ""
+
+
+def _wait_for_replica(replica_url: str, timeout: float = 60) -> None:
+    """Wait until the replica has replayed every commit the primary has made so far."""
+    import psycopg
+
+    from bench.common import database_url
+
+    with psycopg.connect(database_url(), autocommit=True) as primary:
+        # A commit that wrote WAL, made with synchronous_commit on, writes out the WAL of the
+        # commits before it, which synchronous_commit off may have left in the buffers.
+        with primary.transaction():
+            primary.execute("SET LOCAL synchronous_commit = on")
+            primary.execute("SELECT pg_logical_emit_message(true, 'bench', 'catch-up')")
+        target = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    with psycopg.connect(replica_url, dbname="postgres", autocommit=True) as replica:
+        deadline = time.monotonic() + timeout
+        while not replica.execute("SELECT pg_last_wal_replay_lsn() >= %s", [target]).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the replica did not replay up to {target} in {timeout} s")
+            time.sleep(0.05)
 
 
 def _prepare() -> tuple[str, list[str]]:
@@ -126,8 +180,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_server(port: int) -> subprocess.Popen:
+def _start_server(port: int, replica_url: str = "") -> subprocess.Popen:
+    """gunicorn on `port`, reading from the replica at `replica_url` if one is given."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    if replica_url:
+        env["DATABASE_REPLICA_URL"] = replica_url
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
         [
@@ -212,10 +269,18 @@ def _run(port: int, token: str | None, request: Request, seconds: float) -> dict
 _VERSIONS: dict[int, int] = {}
 
 
-def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
+def _reads() -> dict[str, Request]:
     from tracker.deals.management.commands.seed_demo import deal_id
 
     deal = str(deal_id(2))
+    return {
+        "get_deals_list": lambda n: ("GET", "/api/v1/deals/", None),
+        "get_deal": lambda n: ("GET", f"/api/v1/deals/{deal}/", None),
+        "get_deal_state": lambda n: ("GET", f"/api/v1/deals/{deal}/state/?as_of=2025-06-15", None),
+    }
+
+
+def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
     for number in range(CLIENTS):
         _VERSIONS[number] = 1
 
@@ -229,12 +294,7 @@ def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
         }
         return "POST", f"/api/v1/deals/{writers[number]}/events/", json.dumps(body).encode()
 
-    endpoints: dict[str, Request] = {
-        "get_deals_list": lambda n: ("GET", "/api/v1/deals/", None),
-        "get_deal": lambda n: ("GET", f"/api/v1/deals/{deal}/", None),
-        "get_deal_state": lambda n: ("GET", f"/api/v1/deals/{deal}/state/?as_of=2025-06-15", None),
-        "post_deal_event": note,
-    }
+    endpoints: dict[str, Request] = {**_reads(), "post_deal_event": note}
     baseline: Request = lambda n: ("GET", "/bench/baseline/", None)  # noqa: E731
     rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         name: [] for name in endpoints
@@ -250,6 +310,32 @@ def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
                 f"round {round_number + 1}/{ROUNDS} {name}: {ours['rate']:.0f} req/s, "
                 f"baseline {theirs['rate']:.0f} req/s"
             )
+    return _figures(rounds, "plain Django view, fixed JSON body, same gunicorn")
+
+
+def _measure_replica(port: int, replica_port: int, token: str) -> list[dict[str, Any]]:
+    """The reads on the gunicorn that reads from the replica, each beside the same read on the
+    one that reads from the primary, in turns."""
+    reads = _reads()
+    rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+        f"{name}_replica": [] for name in reads
+    }
+    _run(replica_port, token, reads["get_deal"], WARMUP_SECONDS)
+    for round_number in range(ROUNDS):
+        for name, request in reads.items():
+            replica = _run(replica_port, token, request, SECONDS)
+            primary = _run(port, token, request, SECONDS)
+            rounds[f"{name}_replica"].append((replica, primary))
+            log(
+                f"round {round_number + 1}/{ROUNDS} {name}: replica {replica['rate']:.0f} "
+                f"req/s, primary {primary['rate']:.0f} req/s"
+            )
+    return _figures(rounds, "the same request on a gunicorn reading from the primary")
+
+
+def _figures(
+    rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]], baseline: str
+) -> list[dict[str, Any]]:
     figures = []
     for name, measured in rounds.items():
         ours_latency = [latency_ms(ours["latencies"]) for ours, _ in measured]
@@ -266,7 +352,7 @@ def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
                 unit="requests",
                 baseline_p50_ms=median(item["p50_ms"] for item in base_latency),
                 baseline_p99_ms=median(item["p99_ms"] for item in base_latency),
-                baseline="plain Django view, fixed JSON body, same gunicorn",
+                baseline=baseline,
                 workers=WORKERS,
                 seconds=SECONDS,
                 rounds=ROUNDS,
