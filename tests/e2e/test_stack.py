@@ -1,12 +1,18 @@
 """The production stack end to end, through HTTP only, with a worker killed and PostgreSQL
-restarted on the way."""
+restarted on the way; and scaled out (two web instances, two workers, a replica), with a
+worker killed and the replica restarted on the way."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
 import threading
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bench.load import prepare
@@ -183,3 +189,273 @@ def test_the_stack_projects_survives_a_killed_worker_and_a_database_restart(stac
     assert [m.json["event_id"] for m in received] == ids
     assert received[-1].id == last
     assert "Traceback" not in stack.log("stream")
+
+
+# --- many processes: two web instances, two workers and a beat, a primary and a replica ------
+
+WEBS = ("web", "web-2")
+WORKERS = ("worker", "worker-2")
+
+
+@pytest.fixture
+def scaled_stack(tmp_path: Path):
+    stack = Stack(tmp_path, replica=True)
+    try:
+        stack.start_services()
+        stack.manage("migrate", "--no-input", "-v0")
+        stack.editor = stack.manage("create_api_user", "editor", "--role", "editor").strip()
+        stack.auditor = stack.manage("create_api_user", "auditor", "--role", "auditor").strip()
+        for name in (*WEBS, *WORKERS, "beat"):
+            stack.start(name)
+        yield stack
+    finally:
+        stack.stop()
+
+
+class Run:
+    """What the clients saw: every acknowledged append, and every error of any kind."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.acknowledged: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.errors: list = []
+        self.requests: Counter = Counter()
+        self.stop = threading.Event()
+
+    def acknowledge(self, deal: str, version: int, event_id: str) -> None:
+        with self.lock:
+            self.acknowledged[deal].append((version, event_id))
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(len(events) for events in self.acknowledged.values())
+
+
+def balanced_client(stack: Stack, run: Run, deal: str, writes_to: str, reads_from: str) -> None:
+    """Append notes to `deal` through one web instance until told to stop, and after each one
+    read the deal back through the other with `?min_version=` the version the append returned
+    (read-your-writes across instances, and across primary and replica); between them, list the
+    deals (a read the replica serves whenever it is up). Anything but 201 or 409 on an append,
+    200 on a read, or no answer at all, is an error."""
+    write, read = stack.base_of(writes_to), stack.base_of(reads_from)
+    try:
+        status, body = stack.request(
+            "GET", f"/api/v1/deals/{deal}/state/", token=stack.editor, base=read
+        )
+        assert status == 200, body
+        expected = body["version"]
+        while not run.stop.is_set():
+            status, body = stack.request(
+                "POST",
+                f"/api/v1/deals/{deal}/events/",
+                {
+                    "type": "NoteAdded",
+                    "data": {"text": f"note from {writes_to} at {expected}"},
+                    "occurred": OCCURRED,
+                    "source": SOURCE,
+                    "expected_version": expected,
+                },
+                token=stack.editor,
+                base=write,
+            )
+            run.requests[f"POST via {writes_to}"] += 1
+            if status == 409:
+                expected = body["current_version"]
+                continue
+            if status != 201:
+                run.errors.append(("append", writes_to, status, body))
+                return
+            expected = body["version"]
+            run.acknowledge(deal, expected, body["events"][0]["event_id"])
+            path = f"/api/v1/deals/{deal}/?min_version={expected}"
+            status, seen = stack.request("GET", path, token=stack.editor, base=read)
+            run.requests[f"GET min_version via {reads_from}"] += 1
+            if status != 200 or seen["version"] < expected:
+                run.errors.append(("own write missing", reads_from, expected, status, seen))
+                return
+            status, page = stack.request("GET", "/api/v1/deals/", token=stack.editor, base=read)
+            run.requests[f"GET list via {reads_from}"] += 1
+            if status != 200:
+                run.errors.append(("list", reads_from, status, page))
+                return
+    except Exception as error:
+        run.errors.append(error)
+
+
+def replica_scans(stack: Stack) -> int:
+    """Scans of the read model the replica itself has run: only the web instances read there."""
+    with psycopg.connect(stack.replica_url(), autocommit=True) as connection:
+        return connection.execute(
+            "SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) FROM pg_stat_user_tables"
+            " WHERE relname = 'projections_dealstate'"
+        ).fetchone()[0]
+
+
+def wait_for_replica_reads(stack: Stack, before: int, what: str) -> None:
+    # A backend sends its statistics at most once a second, and an idle one within seconds.
+    stack.wait_for(lambda: replica_scans(stack) > before, what=what, timeout=30)
+
+
+def primary_read_model(stack: Stack, deal: str) -> tuple[int, dict] | None:
+    """The deal's projection row on the primary, as the workers wrote it."""
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT version, state FROM projections_dealstate WHERE deal_id = %s", [deal]
+        ).fetchone()
+    if row is None:
+        return None
+    version, state = row
+    return version, json.loads(state) if isinstance(state, str) else state
+
+
+def stream_through(stack: Stack, deal: str, version: int, bases: itertools.cycle) -> list[dict]:
+    """The deal's whole stream, paged through the web instances in turn, once they serve it
+    to `version` (a replica a moment behind gives a shorter stream: read it again)."""
+    deadline = time.monotonic() + 60
+    while True:
+        events, after = [], 0
+        while True:
+            path = f"/api/v1/deals/{deal}/events/?limit=100&after_version={after}"
+            status, page = stack.request("GET", path, token=stack.editor, base=next(bases))
+            assert status == 200, page
+            events += page["results"]
+            if not page["next"]:
+                break
+            after = events[-1]["version"]
+        if (events and events[-1]["version"] >= version) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.2)
+
+
+def feed_through(stack: Stack, total: int, bases: itertools.cycle) -> list[str]:
+    """Every event id in the feed, each page from the next web instance (so the cursor moves
+    between instances, and between replica and primary), followed until `total` have come."""
+    ids: list[str] = []
+    after = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, page = stack.request(
+            "GET", f"/api/v1/events/?limit=500&after={after}", token=stack.editor, base=next(bases)
+        )
+        assert status == 200, page
+        ids += [event["event_id"] for event in page["results"]]
+        after = page["next"]
+        if not page["results"]:
+            if len(ids) >= total:
+                return ids
+            time.sleep(0.2)
+    return ids
+
+
+def test_two_web_instances_two_workers_and_a_replica_lose_and_double_nothing(scaled_stack):
+    stack = scaled_stack
+    deals = prepare(stack, deals=3)
+    run = Run()
+    # Two clients a deal, racing on it (409s), one writing through each instance and reading
+    # back through the other.
+    clients = [
+        threading.Thread(
+            target=balanced_client,
+            args=(stack, run, deal, WEBS[n % 2], WEBS[(n + 1) % 2]),
+        )
+        for deal in deals
+        for n in range(2)
+    ]
+    started = time.monotonic()
+    for client in clients:
+        client.start()
+    try:
+        stack.wait_for(lambda: run.count() >= 30 or bool(run.errors), what="30 appends")
+        # The replica serves reads before it is stopped.
+        wait_for_replica_reads(stack, 0, what="reads on the replica")
+
+        stack.kill("worker-2")
+        time.sleep(1)
+        stack.stop_replica()
+        down_at = run.count()
+        # Longer than REPLICA_RETRY_SECONDS (5): each web worker finds it down more than once.
+        time.sleep(7)
+        assert run.count() > down_at, "no append was acknowledged while the replica was down"
+        stack.start_replica()
+        after_restart = replica_scans(stack)
+        stack.start("worker-2")
+        up_at = run.count()
+        time.sleep(6)
+        assert run.count() > up_at
+        # Reads went back to the replica once it was up again.
+        wait_for_replica_reads(stack, after_restart, what="reads on the restarted replica")
+    finally:
+        run.stop.set()
+        for client in clients:
+            client.join(60)
+    duration = time.monotonic() - started
+    assert not any(client.is_alive() for client in clients)
+    assert run.errors == [], stack.dump_logs()
+    assert run.count() >= 60, (run.count(), duration)
+    assert all(run.requests[f"POST via {web}"] > 0 for web in WEBS), run.requests
+
+    bases = itertools.cycle([stack.base_of(web) for web in WEBS])
+    total = 0
+    for deal in deals:
+        acknowledged = run.acknowledged[deal]
+        final = max(version for version, _ in acknowledged)
+        # 0 lost, 0 doubled: the stream is versions 1..final, its DealOpened and then exactly
+        # the acknowledged appends, each once, at the version its client was told.
+        stream = stream_through(stack, deal, final, bases)
+        assert [e["version"] for e in stream] == list(range(1, final + 1))
+        assert [e["type"] for e in stream[:1]] == ["DealOpened"]
+        assert sorted((e["version"], e["event_id"]) for e in stream[1:]) == sorted(acknowledged)
+        total += final
+
+        # The projection the workers wrote (on the primary) equals a replay of the stream.
+        stack.wait_for(
+            lambda deal=deal, final=final: (primary_read_model(stack, deal) or (0,))[0] == final,
+            what=f"the projection of {deal} at {final}",
+            timeout=90,
+        )
+        status, replay = stack.request(
+            "GET", f"/api/v1/deals/{deal}/state/", token=stack.editor, base=next(bases)
+        )
+        assert (status, replay["version"]) == (200, final)
+        assert primary_read_model(stack, deal) == (final, replay["state"])
+
+        status, verified = stack.request(
+            "GET", f"/api/v1/deals/{deal}/verify/", token=stack.auditor, base=next(bases)
+        )
+        assert (status, verified["valid"], verified["events"]) == (200, True, final)
+
+    # The feed, followed across instances, has every event once.
+    ids = feed_through(stack, total, bases)
+    assert len(ids) == total == len(set(ids))
+
+    for web in WEBS:
+        status, health = stack.get("/health/", base=stack.base_of(web))
+        assert (status, health["replica"]) == (200, "ok"), health
+        assert '"status": 500' not in stack.log(web)
+    for name in (*WEBS, *WORKERS, "beat"):
+        if (excerpt := unexpected_traceback(stack.log(name))) is not None:
+            pytest.fail(f"a traceback in the log of {name}:\n{excerpt}", pytrace=False)
+
+
+# A projection task that finds its deals held by another worker retries a few times, then
+# gives up with this error (tracker/projections/tasks.py, MAX_RETRIES): by design, as the
+# holder projects them and the sweep picks up whatever is left. With two workers on three hot
+# deals it happens; the checks above show that nothing is left behind.
+GIVEN_UP = re.compile(
+    r"Task tracker\.projections\.tasks\.project_(pending|deals|deal)\[[0-9a-f-]+\] raised "
+    r"unexpected: MaxRetriesExceededError"
+)
+
+
+def unexpected_traceback(log: str) -> str | None:
+    """The first line of a log that holds a traceback, but for a projection task giving up."""
+    for line in log.splitlines():
+        if "Traceback" not in line:
+            continue
+        try:
+            message = json.loads(line).get("message", "")
+        except ValueError:
+            return line[:5000]
+        if not GIVEN_UP.match(message):
+            return line[:5000]
+    return None
