@@ -31,6 +31,8 @@ pytestmark = [
 
 FEED = "/api/v1/events/stream/"
 READERS = 3
+HELD = 3.6
+"""Seconds a writer holds the feed back in TestGapSafety: between two polls of the backoff."""
 
 
 @pytest.fixture
@@ -200,7 +202,8 @@ class TestGapSafety:
 
         A naive `ORDER BY position` reader that runs between the two commits moves past that
         position and never sees the event. The stream sends neither until both have committed,
-        then both in feed order; woken by the slow writer's own notification, not by a timer.
+        then both in feed order; woken by the notification the slow writer's `append` sends
+        once its transaction commits, not by a timer.
         """
         settings.EVENT_STREAM_RECHECK_SECONDS = 60
         slow_stream, fast_stream = uuid4(), uuid4()
@@ -222,15 +225,19 @@ class TestGapSafety:
             try:
                 assert inserted.wait(30)
                 fast = append(fast_stream, [NewEvent(type="NoteAdded", data={"n": "fast"})], 0)
+                appended = time.monotonic()
                 naive = naive_read(0)
                 assert naive == [fast.events[0].position]
-                assert stream.quiet_for(1.0) is True
+                # Held back, the stream polls from 10 ms doubling (read 2.55 s after the fast
+                # event, then 5.11 s): released in between, only a notification brings the
+                # events well before the next poll.
+                assert stream.quiet_for(HELD - (time.monotonic() - appended)) is True
             finally:
                 release.set()
                 thread.join(30)
             released = time.monotonic()
             received = stream.events(2, timeout=10)
-            assert time.monotonic() - released < 3
+            assert time.monotonic() - released < 1.0
         assert naive_read(naive[-1]) == []  # the slow event is behind the naive reader for good
         assert [m.json["deal"] for m in received] == [str(slow_stream), str(fast_stream)]
         assert [m.id for m in received] == [cursor for cursor, _ in the_feed()]

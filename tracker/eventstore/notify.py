@@ -1,19 +1,23 @@
 """Following the feed as it grows: reads that name each event's cursor, and the wake-up.
 
-On PostgreSQL, migration 0007 makes every INSERT into the events table send an empty
-notification on `CHANNEL`; PostgreSQL delivers it when the transaction commits. A follower reads
-the feed with `read_feed`, and when it has caught up waits to be woken:
+On PostgreSQL, `store.append` sends an empty notification on `CHANNEL` once the events it
+appended have committed (`transaction.on_commit`, one per transaction, none for a rollback or
+for a repeat that appended nothing). A writer that bypasses `append` must send
+`SELECT pg_notify('eventstore_appended', '')` itself after its COMMIT. A follower reads the feed
+with `read_feed`, and when it has caught up waits to be woken:
 
 - in an asyncio server, on the process's one `Listener` (one LISTEN connection, however many
   followers: each waits on it, none holds a connection while it waits);
 - in a plain loop (the `follow_feed` command), on a connection of its own (`listen`).
 
 Gap-safety stays `read_all`'s: a page never reaches past a transaction still in flight. A
-transaction that appends sends its own notification when it commits, which wakes the followers
-it held back; one that holds the feed back without appending (any transaction that took a
-transaction id, on any table) sends none, so `read_feed` says when committed events are held
-back, and the follower then polls briefly instead of waiting. A timer (every few seconds) covers
-what is left: a notification lost while the listening connection was down.
+transaction that appends sends its own notification right after it commits, which wakes the
+followers it held back; one that holds the feed back without appending (any transaction that
+took a transaction id, on any table) sends none, so `read_feed` says when committed events are
+held back, and the follower then polls briefly instead of waiting. A timer (every
+EVENT_STREAM_RECHECK_SECONDS for the API's streams) covers what is left: a notification lost
+while the listening connection was down, or one that `append` could not send because its own
+connection broke after the commit (it logs a warning and lets the append succeed).
 
 SQLite has no LISTEN/NOTIFY: followers there poll (`supports_notify` says which).
 """
@@ -39,7 +43,7 @@ from .store import recorder
 logger = logging.getLogger(__name__)
 
 CHANNEL = "eventstore_appended"
-"""The channel migration 0007's trigger notifies on each INSERT of events (empty payload)."""
+"""The channel `store.append` notifies on after each commit that appended (empty payload)."""
 
 # Any committed event past the cursor, whether or not the feed may show it yet.
 _SELECT_PAST = f"SELECT 1 FROM {EVENT_TABLE} WHERE (txid, position) > (%s::text::xid8, %s) LIMIT 1"

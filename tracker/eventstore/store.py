@@ -7,10 +7,12 @@ the contract of `recorder.Recorder`); `recorder(using)` gives it for what these 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from uuid import UUID
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, Error, connections, transaction
 
 from .postgres import PostgresRecorder
 from .recorder import EVENT_TABLE, STREAM_TABLE, Recorder
@@ -71,10 +73,70 @@ def append(
     Raises VersionConflict if the stream is not at `expected_version` (0: must not exist yet).
     With `idempotency_key`, a repeat of the same request returns what was stored the first time
     and appends nothing; the key used for a different request raises IdempotencyKeyReused.
+
+    On PostgreSQL, once the events commit, the feed's followers are woken by an empty
+    notification on `eventstore_appended` (tracker.eventstore.notify), sent on this connection
+    after the commit: at once when no atomic block encloses the call, else when the outermost
+    one commits (`transaction.on_commit`), once per transaction however many appends it holds,
+    and never for a transaction rolled back or a repeat that appended nothing. A notification
+    that cannot be sent (the connection is gone) is logged and does not fail the append: the
+    followers re-read the feed every EVENT_STREAM_RECHECK_SECONDS anyway.
     """
-    return recorder(using).append(
+    store = recorder(using)
+    appended = store.append(
         stream_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
     )
+    if isinstance(store, PostgresRecorder) and not appended.replayed:
+        _announce_on_commit(using)
+    return appended
+
+
+# --- the notification of appended events (PostgreSQL) ---------------------------------------
+
+logger = logging.getLogger(__name__)
+
+# The channel of tracker.eventstore.notify.CHANNEL (which imports this module, not the reverse).
+_NOTIFY = "SELECT pg_notify('eventstore_appended', '')"
+_announcers: dict[str, Callable[[], None]] = {}
+
+
+def _announce_on_commit(using: str) -> None:
+    """Send the notification once the transaction that appended commits.
+
+    Why after the commit, not from a trigger inside the appending transaction (migration 0007,
+    dropped by 0008): PostgreSQL commits the transactions that have notified one at a time
+    (PreCommit_Notify takes a database-wide lock, held past the commit's WAL flush, to queue
+    notifications in commit order), so concurrent durable appends stop sharing a flush: the
+    cost ARCHITECTURE.md refuses for a global lock. A NOTIFY in a transaction of its own writes
+    nothing, so its commit waits for no flush and holds that lock briefly; it costs a round trip.
+    """
+    connection = connections[using]
+    if not connection.in_atomic_block and not connection.get_autocommit():
+        # A transaction managed by hand (autocommit off) has no commit to hook: notify inside
+        # it, as a trigger would, and PostgreSQL delivers the notification if it commits.
+        _announce(using)
+        return
+    announce = _announcers.get(using)
+    if announce is None:
+        announce = _announcers[using] = partial(_announce, using)
+    # One notification per transaction wakes the followers as well as many. The callback
+    # already queued is Django's own record: a savepoint or transaction rolled back drops it
+    # with the events it announced, and a later append then queues it again.
+    if not any(queued is announce for _, queued, _ in connection.run_on_commit):
+        # Outside an atomic block the append has committed by itself, and this runs at once.
+        transaction.on_commit(announce, using=using)
+
+
+def _announce(using: str) -> None:
+    try:
+        with connections[using].cursor() as cursor:
+            cursor.execute(_NOTIFY)
+    except Error as error:
+        logger.warning(
+            "Appended events committed, but their notification was not sent (%s); followers "
+            "of the feed will find them at their next re-check",
+            error,
+        )
 
 
 def read_stream(
