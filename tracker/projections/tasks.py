@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from typing import Any
 from uuid import UUID
 
 from celery import shared_task
@@ -48,6 +49,18 @@ BUDGET_SECONDS = 20.0
 """How long one catch-up task projects before it hands the rest to a new task."""
 
 
+def _retry_while_held(task: Any, what: str, **options: Any) -> None:
+    """Retry shortly while another worker holds the deals; then leave them, quietly.
+
+    Giving up is no failure: the holder projects them, and the sweep catches up whatever a
+    holder read too early. So it is logged at INFO, not raised as MaxRetriesExceededError.
+    """
+    if task.request.retries >= task.max_retries:
+        log.info("%s still held by another worker: left to it and to the sweep", what)
+        return
+    raise task.retry(countdown=0.2 * (task.request.retries + 1), **options)
+
+
 @shared_task(**_PROJECTING)
 def project_deals(self, deal_ids: list[str]) -> dict[str, int]:
     """Project these deals in one transaction (the dispatcher sends the deals a burst of
@@ -57,7 +70,7 @@ def project_deals(self, deal_ids: list[str]) -> dict[str, int]:
     counts = Counter(result.outcome.value for result in results)
     if busy:
         # The holder may have read the stream before this task's event committed.
-        raise self.retry(args=[busy], countdown=0.2 * (self.request.retries + 1))
+        _retry_while_held(self, f"{len(busy)} deal(s)", args=[busy])
     return dict(counts)
 
 
@@ -74,7 +87,7 @@ def project_pending(self) -> int:
     projected, left = pending.project_waiting(BUDGET_SECONDS)
     if left is Left.HELD:
         # The holder may have read its stream before the append that made it wait.
-        raise self.retry(countdown=0.2 * (self.request.retries + 1))
+        _retry_while_held(self, "waiting deals")
     if left is Left.TIME:
         project_pending.delay()
     return projected
@@ -85,7 +98,7 @@ def project_deal(self, deal_id: str) -> str:
     """One deal: what the dispatcher sent before batches (such tasks may still be queued)."""
     result = projector.project_deal(UUID(deal_id))
     if result.outcome is projector.Outcome.BUSY:
-        raise self.retry(countdown=0.2 * (self.request.retries + 1))
+        _retry_while_held(self, f"deal {deal_id}")
     return result.outcome.value
 
 
