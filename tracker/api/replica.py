@@ -164,7 +164,10 @@ def replica_health(primary_ok: bool) -> dict[str, Any]:
         logger.warning("Health check: primary's WAL position unavailable", exc_info=True)
         return body
     body["replica_lag_bytes"] = max(int(behind), 0)
-    body["replica_lag_seconds"] = 0.0 if behind <= 0 else round(max(since or 0.0, 0.0), 3)
+    if behind <= 0:
+        body["replica_lag_seconds"] = 0.0
+    elif since is not None:
+        body["replica_lag_seconds"] = round(max(since, 0.0), 3)
     return body
 
 
