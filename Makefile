@@ -55,6 +55,7 @@ bench: install
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.api
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.batch
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.import
+	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.feed_stream
 	$(MAKE) loadtest
 
 ## 16 clients for 60 seconds on 100 deals against a stack of real processes on loopback, its
