@@ -3,11 +3,11 @@
 The trigger called `pg_notify` inside the appending transaction, and PostgreSQL commits the
 transactions that have notified one at a time (PreCommit_Notify holds a database-wide lock past
 the commit's WAL flush, to queue notifications in commit order), so concurrent durable appends
-no longer shared a flush: measured with 8 single-event appenders, 0.33-0.69 times the rate without
-the trigger. `append` now sends the same empty notification on `eventstore_appended` from
-`transaction.on_commit`, in a transaction of its own that waits for no flush (see README,
-"Following the ledger live"). Reversible: going back re-creates the trigger and its function
-as 0007 made them. SQLite has neither: nothing to do.
+no longer shared a flush. `append` now sends the same empty notification on
+`eventstore_appended` from `transaction.on_commit`, in a transaction of its own that waits for
+no flush (the README's "Following the ledger live" has the figures of both). Reversible: going
+back re-creates the trigger and its function as 0007 made them. SQLite has neither: nothing to
+do.
 """
 
 from django.db import migrations
