@@ -312,10 +312,11 @@ class DealStateView(APIView):
     def get(self, request: Request, deal_id: UUID, *, using: str) -> Response:
         query = parse_query(StateQuerySerializer, request)
         known_at = query.get("known_at")
-        if known_at is not None and not has_role(request.user, Role.AUDITOR):
-            raise PermissionDenied("`known_at` needs the auditor role.")
         replayed = replay.state(
-            deal_id, as_of=query.get("as_of"), known_at=_inclusive(known_at), using=using
+            deal_id,
+            as_of=query.get("as_of"),
+            known_at=known_at_moment(request, known_at),
+            using=using,
         )
         return Response(
             {
@@ -329,14 +330,19 @@ class DealStateView(APIView):
         )
 
 
-def _inclusive(known_at: datetime | None) -> datetime | None:
-    """`known_at` to the millisecond, as the API shows `recorded_at`.
+def known_at_moment(request: Request, known_at: datetime | None) -> datetime | None:
+    """A `known_at` a client asked for, as replay takes it: auditors only (403 otherwise), and
+    to the millisecond, as the API shows `recorded_at`.
 
     An event shown as recorded at 09:14:03.120Z may have been recorded at 09:14:03.120456; a
     client that passes that time back must see it, so a time without sub-millisecond digits
     covers its whole millisecond.
     """
-    if known_at is None or known_at.microsecond % 1000:
+    if known_at is None:
+        return None
+    if not has_role(request.user, Role.AUDITOR):
+        raise PermissionDenied("`known_at` needs the auditor role.")
+    if known_at.microsecond % 1000:
         return known_at
     return known_at + timedelta(microseconds=999)
 

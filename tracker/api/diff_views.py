@@ -5,16 +5,15 @@ from __future__ import annotations
 from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tracker.deals.diff import deal_diff
-from tracker.deals.roles import Role, has_role
 
-from .deal_views import _inclusive, parse_query
+from .deal_views import known_at_moment, parse_query
 from .permissions import CanRead
+from .replica import replica_read
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import DiffQuerySerializer, DiffSerializer
 
@@ -38,16 +37,15 @@ class DealDiffView(APIView):
         parameters=[DiffQuerySerializer],
         responses={200: DiffSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
     )
-    def get(self, request: Request, deal_id: UUID) -> Response:
+    @replica_read
+    def get(self, request: Request, deal_id: UUID, *, using: str) -> Response:
         query = parse_query(DiffQuerySerializer, request)
-        asks_known_at = "from_known_at" in query or "to_known_at" in query
-        if asks_known_at and not has_role(request.user, Role.AUDITOR):
-            raise PermissionDenied("`known_at` needs the auditor role.")
         found = deal_diff(
             deal_id,
             from_as_of=query.get("from_as_of"),
-            from_known_at=_inclusive(query.get("from_known_at")),
+            from_known_at=known_at_moment(request, query.get("from_known_at")),
             to_as_of=query.get("to_as_of"),
-            to_known_at=_inclusive(query.get("to_known_at")),
+            to_known_at=known_at_moment(request, query.get("to_known_at")),
+            using=using,
         )
         return Response(DiffSerializer(found).data)
