@@ -22,7 +22,9 @@ from tracker.eventstore.errors import (
 from tracker.eventstore.feed import decode_cursor
 from tracker.eventstore.store import (
     NewEvent,
+    StreamAppend,
     append,
+    append_many,
     read_all,
     read_stream,
     read_streams,
@@ -43,6 +45,66 @@ class RecorderContract:
 
     def append(self, *args, **kwargs):
         return append(*args, using=self.alias, **kwargs)
+
+    def test_append_many_appends_to_every_stream_chained_as_append_chains(self):
+        moved, new = uuid4(), uuid4()
+        self.append(moved, [event()], 0)
+
+        appended = append_many(
+            [StreamAppend(new, [event(), event()], 0), StreamAppend(moved, [event()], 1)],
+            actor="importer",
+            using=self.alias,
+        )
+
+        assert [(a.stream_id, a.version) for a in appended] == [(new, 2), (moved, 2)]
+        assert [e.version for e in appended[0].events] == [1, 2]
+        assert appended[0].events == tuple(read_stream(new, using=self.alias))
+        assert appended[1].events == tuple(read_stream(moved, using=self.alias)[1:])
+        assert {e.actor for a in appended for e in a.events} == {"importer"}
+        assert verify_stream(new, using=self.alias).valid
+        assert verify_stream(moved, using=self.alias).valid
+
+    def test_append_many_stores_nothing_when_one_stream_has_moved_on(self):
+        moved, other, later = uuid4(), uuid4(), uuid4()
+        self.append(moved, [event(), event()], 0)
+
+        with pytest.raises(VersionConflict) as raised:
+            append_many(
+                [
+                    StreamAppend(other, [event()], 0),
+                    StreamAppend(moved, [event()], 1),
+                    StreamAppend(later, [event()], 0),
+                ],
+                using=self.alias,
+            )
+
+        assert raised.value.stream_id == moved
+        assert raised.value.current_version == 2
+        assert stream_version(other, using=self.alias) == 0
+        assert stream_version(later, using=self.alias) == 0
+        assert stream_version(moved, using=self.alias) == 2
+        # The connection is usable, and the streams can be appended to as they stand.
+        assert append_many([StreamAppend(other, [event()], 0)], using=self.alias)[0].version == 1
+
+    def test_append_many_inside_a_transaction_rolls_back_to_its_own_savepoint(self):
+        kept, moved = uuid4(), uuid4()
+        self.append(moved, [event()], 0)
+
+        with transaction.atomic(using=self.alias):
+            self.append(kept, [event()], 0)
+            with pytest.raises(VersionConflict):
+                append_many([StreamAppend(moved, [event()], 0)], using=self.alias)
+
+        assert stream_version(kept, using=self.alias) == 1
+
+    def test_append_many_takes_each_stream_once(self):
+        stream = uuid4()
+        with pytest.raises(ValueError):
+            append_many(
+                [StreamAppend(stream, [event()], 0), StreamAppend(stream, [event()], 1)],
+                using=self.alias,
+            )
+        assert append_many([], using=self.alias) == []
 
     def test_reads_many_streams_in_one_call_grouped_in_version_order(self):
         first, second, absent = uuid4(), uuid4(), uuid4()

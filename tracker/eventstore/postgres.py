@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
@@ -92,6 +93,59 @@ class PostgresRecorder(Recorder):
 
     def _call_append(self, batch: Batch) -> tuple[RecordedEvent, ...]:
         """Lock, check, chain, insert and move the stream on, in one round trip."""
+        sql, params = self._statement(batch)
+        connection = self.connection
+        connection.ensure_connection()
+        try:
+            # Bound on the server rather than quoted into the text as Django's cursor does:
+            # quoting arrays of JSON costs more than the append itself. The wrapper still turns
+            # driver errors into Django's.
+            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(sql, params, prepare=True, binary=True)
+                rows = cursor.fetchall()
+        except DatabaseError as error:
+            conflict = _conflict(error, batch)
+            if conflict is None:
+                raise
+            raise conflict from None
+        return _recorded(batch, rows)
+
+    def _append_batches(self, batches: Sequence[Batch]) -> list[Appended]:
+        """Every stream's `eventstore_append` in one round trip: psycopg's pipeline mode sends
+        them all before reading any answer, inside the caller's transaction."""
+        connection = self.connection
+        connection.ensure_connection()
+        native = connection.connection
+        cursors: list[psycopg.Cursor[Any]] = []
+        try:
+            with connection.wrap_database_errors, native.pipeline():
+                for batch in batches:
+                    sql, params = self._statement(batch)
+                    cursor = psycopg.Cursor(native)
+                    cursors.append(cursor)
+                    cursor.execute(sql, params, prepare=True, binary=True)
+                answers = [cursor.fetchall() for cursor in cursors]
+        except DatabaseError as error:
+            # The pipeline raises at the first answer read, whichever statement failed: the
+            # caller finds the stream that moved on once the transaction is rolled back.
+            conflict = _conflict(error, batches[0])
+            if conflict is None:
+                raise
+            raise conflict from None
+        finally:
+            for cursor in cursors:
+                cursor.close()
+        return [
+            Appended(
+                stream_id=batch.stream_id,
+                version=batch.expected_version + len(rows),
+                events=_recorded(batch, rows),
+            )
+            for batch, rows in zip(batches, answers, strict=True)
+        ]
+
+    def _statement(self, batch: Batch) -> tuple[str, list[Any]]:
+        """The call of `eventstore_append` for `batch`, and its parameters."""
         stream_id, events, bodies = batch.stream_id, batch.events, batch.bodies
         expected_version, actor = batch.expected_version, batch.actor
         prefixes, suffixes, data, occurred, source = [], [], [], [], []
@@ -132,48 +186,13 @@ class PostgresRecorder(Recorder):
             suffixes,
         ]
         if len(events) == 1:
-            sql = self.call_append_one
-            params = [stream_id, expected_version, actor, *(array[0] for array in arrays)]
-        else:
-            sql, params = self.call_append, [stream_id, expected_version, actor, *arrays]
-        connection = self.connection
-        connection.ensure_connection()
-        try:
-            # Bound on the server rather than quoted into the text as Django's cursor does:
-            # quoting arrays of JSON costs more than the append itself. The wrapper still turns
-            # driver errors into Django's.
-            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-                cursor.execute(sql, params, prepare=True, binary=True)
-                rows = sorted(cursor.fetchall())
-        except DatabaseError as error:
-            # The function's version check raises DT409 with the current version as detail.
-            if getattr(error.__cause__, "sqlstate", None) != "DT409":
-                raise
-            raise VersionConflict(
-                stream_id=stream_id,
-                expected_version=expected_version,
-                current_version=int(error.__cause__.diag.message_detail),
-            ) from None
-        return tuple(
-            RecordedEvent(
-                event_id=event.event_id,
-                stream_id=stream_id,
-                version=version,
-                position=position,
-                type=body["type"],
-                schema_version=body["schema_version"],
-                data=body["data"],
-                occurred=body["occurred"],
-                source=body["source"],
-                actor=actor,
-                recorded_at=to_utc(recorded_at),
-                prev_hash=prev_hash,
-                hash=digest,
-            )
-            for event, body, (version, position, prev_hash, digest, recorded_at) in zip(
-                events, bodies, rows, strict=True
-            )
-        )
+            return self.call_append_one, [
+                stream_id,
+                expected_version,
+                actor,
+                *(array[0] for array in arrays),
+            ]
+        return self.call_append, [stream_id, expected_version, actor, *arrays]
 
     def _fetch_events(self, sql: str, params: list[Any]) -> list[RecordedEvent]:
         return [RecordedEvent(*row) for row in self._fetch_typed(sql, params)]
@@ -216,3 +235,42 @@ class PostgresRecorder(Recorder):
 
     def id_param(self, value: UUID) -> UUID:
         return value
+
+
+def _conflict(error: DatabaseError, batch: Batch) -> VersionConflict | None:
+    """VersionConflict for `batch` when the function's version check refused it (DT409, the
+    current version as detail); None for any other error."""
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) != "DT409":
+        return None
+    return VersionConflict(
+        stream_id=batch.stream_id,
+        expected_version=batch.expected_version,
+        current_version=int(cause.diag.message_detail),
+    )
+
+
+def _recorded(batch: Batch, rows: list[Any]) -> tuple[RecordedEvent, ...]:
+    """The batch's events as stored, from the function's rows (version, position, hashes,
+    time), whatever order they came in."""
+    stream_id, actor = batch.stream_id, batch.actor
+    return tuple(
+        RecordedEvent(
+            event_id=event.event_id,
+            stream_id=stream_id,
+            version=version,
+            position=position,
+            type=body["type"],
+            schema_version=body["schema_version"],
+            data=body["data"],
+            occurred=body["occurred"],
+            source=body["source"],
+            actor=actor,
+            recorded_at=to_utc(recorded_at),
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        for event, body, (version, position, prev_hash, digest, recorded_at) in zip(
+            batch.events, batch.bodies, sorted(rows), strict=True
+        )
+    )

@@ -22,7 +22,15 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from .canonical import GENESIS_HASH, canonical_json, check_storable
 from .errors import IdempotencyKeyReused, VersionConflict
 from .feed import START, decode_cursor, encode_cursor
-from .records import Appended, FeedPage, LedgerSnapshot, NewEvent, RecordedEvent, StreamHead
+from .records import (
+    Appended,
+    FeedPage,
+    LedgerSnapshot,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+    StreamHead,
+)
 from .verify import Verification, check_chain
 
 EVENT_TABLE = "eventstore_event"
@@ -119,12 +127,7 @@ class Recorder(ABC):
         first time and appends nothing; the key used for a different request raises
         IdempotencyKeyReused.
         """
-        if not events:
-            raise ValueError("append needs at least one event")
-        if expected_version < 0:
-            raise ValueError("expected_version must be >= 0")
-        bodies = [_storable_body(event, index) for index, event in enumerate(events)]
-        batch = Batch(stream_id, events, bodies, expected_version, actor)
+        batch = self._batch(stream_id, events, expected_version, actor)
         try:
             if idempotency_key:
                 return self._append_once(batch, idempotency_key)
@@ -140,6 +143,62 @@ class Recorder(ABC):
                 expected_version=expected_version,
                 current_version=self.stream_version(stream_id),
             ) from error
+
+    def append_many(self, appends: Sequence[StreamAppend], *, actor: str = "") -> list[Appended]:
+        """Append to several streams in one transaction: every append, or none of them.
+
+        Each stream is checked as `append` checks it; the first one not at its expected version
+        raises VersionConflict and rolls the whole call back (inside a caller's transaction, to
+        a savepoint of its own).
+        """
+        batches = [
+            self._batch(item.stream_id, item.events, item.expected_version, actor)
+            for item in appends
+        ]
+        if len({batch.stream_id for batch in batches}) != len(batches):
+            raise ValueError("append_many takes each stream once")
+        if not batches:
+            return []
+        try:
+            with transaction.atomic(using=self.alias):
+                return self._append_batches(batches)
+        except VersionConflict as conflict:
+            raise self._first_moved(batches) or conflict from None
+        except IntegrityError as error:
+            if not _is_version_clash(error):
+                raise
+            raise self._first_moved(batches) or VersionConflict(
+                stream_id=batches[0].stream_id,
+                expected_version=batches[0].expected_version,
+                current_version=self.stream_version(batches[0].stream_id),
+            ) from error
+
+    def _first_moved(self, batches: Sequence[Batch]) -> VersionConflict | None:
+        """The conflict of the first stream not at its expected version, read after the
+        refused transaction is rolled back (only a refusal pays for these reads)."""
+        for batch in batches:
+            current = self.stream_version(batch.stream_id)
+            if current != batch.expected_version:
+                return VersionConflict(
+                    stream_id=batch.stream_id,
+                    expected_version=batch.expected_version,
+                    current_version=current,
+                )
+        return None
+
+    def _append_batches(self, batches: Sequence[Batch]) -> list[Appended]:
+        """Every batch, in the caller's transaction; a backend may do it in one round trip."""
+        return [self._append_unkeyed(batch) for batch in batches]
+
+    def _batch(
+        self, stream_id: UUID, events: Sequence[NewEvent], expected_version: int, actor: str
+    ) -> Batch:
+        if not events:
+            raise ValueError("append needs at least one event")
+        if expected_version < 0:
+            raise ValueError("expected_version must be >= 0")
+        bodies = [_storable_body(event, index) for index, event in enumerate(events)]
+        return Batch(stream_id, events, bodies, expected_version, actor)
 
     def _append_unkeyed(self, batch: Batch) -> Appended:
         """An append without an idempotency key; a backend may do it in fewer round trips."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -57,6 +57,15 @@ class RecordedEvent(NamedTuple):
             "type": self.type,
             "version": self.version,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """One stream's part of `append_many`: its events, as versions expected_version+1 on."""
+
+    stream_id: UUID
+    events: Sequence[NewEvent]
+    expected_version: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, Error, connections, transaction
 
 from .postgres import PostgresRecorder
 from .recorder import EVENT_TABLE, STREAM_TABLE, Recorder
-from .records import Appended, FeedPage, NewEvent, RecordedEvent, StreamHead
+from .records import Appended, FeedPage, NewEvent, RecordedEvent, StreamAppend, StreamHead
 from .sqlite import SqliteRecorder
 from .verify import Verification
 
@@ -28,9 +28,11 @@ __all__ = [
     "NewEvent",
     "RecordedEvent",
     "Recorder",
+    "StreamAppend",
     "StreamHead",
     "Verification",
     "append",
+    "append_many",
     "iter_stream_ids",
     "read_all",
     "read_stream",
@@ -87,6 +89,24 @@ def append(
         stream_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
     )
     if isinstance(store, PostgresRecorder) and not appended.replayed:
+        _announce_on_commit(using)
+    return appended
+
+
+def append_many(
+    appends: Sequence[StreamAppend], *, actor: str = "", using: str = DEFAULT_DB_ALIAS
+) -> list[Appended]:
+    """Append to several streams in one transaction: every append, or none of them.
+
+    Each stream is checked and chained as `append` does it (each stream at most once); the
+    first one not at its expected version raises VersionConflict and nothing is stored. On
+    PostgreSQL every stream's append goes in one round trip. For bulk writers (an import):
+    the streams' rows stay locked until the transaction ends, so keep the batch to what a
+    second's work appends. Followers are notified once, as for `append`.
+    """
+    store = recorder(using)
+    appended = store.append_many(appends, actor=actor)
+    if appended and isinstance(store, PostgresRecorder):
         _announce_on_commit(using)
     return appended
 
