@@ -19,6 +19,7 @@ from tracker.deals.errors import DealNotFound, InvalidEvent
 from tracker.deals.reducer import deal_json
 from tracker.deals.replay import replay_events, snapshot, state
 from tracker.deals.services import (
+    DealChanges,
     ProposedEvent,
     open_deal,
     preview_event,
@@ -32,6 +33,7 @@ from tracker.eventstore.store import NewEvent, append, read_stream
 from .builders import (
     BAYKAR,
     DEAL,
+    JUNE_2025,
     LBA,
     LEONARDO,
     SOURCE,
@@ -890,3 +892,116 @@ class TestTheCheckedStateIsTheReplay:
 
         replayed = replay_events([*existing, *checked.drafts], deal_id=DEAL).state
         assert checked.after == replayed
+
+
+class TestRecordMany:
+    """Many deals in one transaction: each judged alone, appended together or not at all."""
+
+    def opening(self, **data: Any) -> ProposedEvent:
+        body = opened()["data"] | data
+        return ProposedEvent("DealOpened", body, YEAR_2025, SOURCE)
+
+    def test_opens_and_moves_on_many_deals_each_checked_as_record_events_checks_it(
+        self, organisations: dict[str, UUID]
+    ) -> None:
+        existing = new_deal()
+        fresh = uuid4()
+        told: list[tuple[UUID, int]] = []
+
+        def listen(sender: Any, deal_id: UUID, version: int, **kwargs: Any) -> None:
+            told.append((deal_id, version))
+
+        events_recorded.connect(listen)
+        try:
+            result = services.record_many(
+                [
+                    DealChanges(fresh, [self.opening()], [], opens_deal=True),
+                    DealChanges(
+                        existing,
+                        [ProposedEvent("MouSigned", mou()["data"], YEAR_2025, SOURCE)],
+                        read_stream(existing),
+                    ),
+                ],
+                actor="importer",
+            )
+        finally:
+            events_recorded.disconnect(listen)
+
+        assert list(result.appended) == [fresh, existing]
+        assert result.refused == {}
+        assert sorted(told) == sorted([(fresh, 1), (existing, 2)])
+        assert state(existing).state.stage == "mou_signed"
+        assert [e.actor for e in read_stream(fresh)] == ["importer"]
+
+    def test_a_deal_breaking_a_rule_is_refused_alone_with_the_error_record_events_gives(
+        self, organisations: dict[str, UUID]
+    ) -> None:
+        good, unknown_party, bad_rule = uuid4(), uuid4(), new_deal()
+        unknown = [{"organisation": str(uuid4()), "role": "partner"}]
+        shares = joint_venture("60", "60")
+
+        result = services.record_many(
+            [
+                DealChanges(good, [self.opening()], [], opens_deal=True),
+                DealChanges(unknown_party, [self.opening(parties=unknown)], [], opens_deal=True),
+                DealChanges(
+                    bad_rule,
+                    [ProposedEvent(shares["type"], shares["data"], JUNE_2025, SOURCE)],
+                    read_stream(bad_rule),
+                ),
+            ],
+            actor="importer",
+        )
+
+        assert list(result.appended) == [good]
+        assert set(result.refused) == {unknown_party, bad_rule}
+        assert [e.field for e in result.refused[unknown_party].errors] == [
+            "events[0].data.parties[0].organisation"
+        ]
+        with pytest.raises(InvalidEvent) as alone:
+            record_events(
+                deal_id=bad_rule,
+                events=[ProposedEvent(shares["type"], shares["data"], JUNE_2025, SOURCE)],
+                expected_version=1,
+                actor="alice",
+            )
+        assert result.refused[bad_rule].errors == alone.value.errors
+        assert read_stream(unknown_party) == []
+        assert len(read_stream(bad_rule)) == 1
+
+    def test_a_deal_moved_on_since_it_was_read_appends_nothing_of_any(
+        self, organisations: dict[str, UUID]
+    ) -> None:
+        moved, fresh = new_deal(), uuid4()
+        as_read = read_stream(moved)
+        record(moved, "MouSigned", mou()["data"])
+
+        with pytest.raises(VersionConflict) as raised:
+            services.record_many(
+                [
+                    DealChanges(fresh, [self.opening()], [], opens_deal=True),
+                    DealChanges(
+                        moved,
+                        [ProposedEvent("NoteAdded", {"text": "x"}, YEAR_2025, SOURCE)],
+                        as_read,
+                    ),
+                ],
+                actor="importer",
+            )
+
+        assert raised.value.stream_id == moved
+        assert read_stream(fresh) == []
+        assert len(read_stream(moved)) == 2
+
+    def test_events_to_a_deal_that_does_not_exist_need_its_opening(
+        self, organisations: dict[str, UUID]
+    ) -> None:
+        with pytest.raises(DealNotFound):
+            services.record_many(
+                [
+                    DealChanges(
+                        uuid4(), [ProposedEvent("NoteAdded", {"text": "x"}, YEAR_2025, SOURCE)], []
+                    )
+                ],
+                actor="importer",
+            )

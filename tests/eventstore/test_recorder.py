@@ -99,7 +99,7 @@ class RecorderContract:
 
     def test_append_many_takes_each_stream_once(self):
         stream = uuid4()
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="each stream once"):
             append_many(
                 [StreamAppend(stream, [event()], 0), StreamAppend(stream, [event()], 1)],
                 using=self.alias,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,14 @@ from django.utils import timezone
 
 from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.models import IdempotencyKey
-from tracker.eventstore.store import Appended, NewEvent, RecordedEvent, append
+from tracker.eventstore.store import (
+    Appended,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+    append,
+    append_many,
+)
 
 from . import replay, rules
 from .cache import Snapshot
@@ -167,6 +174,78 @@ def record_events(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DealChanges:
+    """One deal's part of `record_many`: its new events, and its stream as the caller read it
+    (its version is the expected version)."""
+
+    deal_id: UUID
+    events: Sequence[ProposedEvent]
+    stream: Sequence[RecordedEvent]
+    opens_deal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedMany:
+    appended: dict[UUID, Appended]
+    """The deals appended to, in the order given."""
+    refused: dict[UUID, InvalidEvent]
+    """The deals whose events broke a rule: nothing of theirs was appended."""
+
+
+def record_many(changes: Sequence[DealChanges], *, actor: str) -> RecordedMany:
+    """Append to many deals in one transaction and one round trip (a register's import).
+
+    Each deal's events are checked as `record_events` checks them, against the stream the
+    caller read; a deal whose events break a rule is refused alone, with the errors
+    `record_events` would raise. The others are appended together or not at all: if one of
+    their streams has moved on since it was read, VersionConflict names it and nothing is
+    appended. Raises DealNotFound for events to a deal that does not exist without
+    `opens_deal`. Takes no idempotency key: a caller retries by reading the streams again.
+    """
+    checked: dict[UUID, tuple[DealChanges, _Checked]] = {}
+    refused: dict[UUID, InvalidEvent] = {}
+    for change in changes:
+        try:
+            checked[change.deal_id] = (change, _check_read(change, actor))
+        except InvalidEvent as invalid:
+            refused[change.deal_id] = invalid
+    existing = _existing_organisations(
+        ref for _, found in checked.values() for ref in found.organisations
+    )
+    for deal_id, (_, found) in list(checked.items()):
+        missing = _missing_organisations(found.organisations, existing)
+        if missing:
+            refused[deal_id] = InvalidEvent(missing)
+            del checked[deal_id]
+    appends = [
+        StreamAppend(deal_id, found.events, len(change.stream))
+        for deal_id, (change, found) in checked.items()
+    ]
+    with transaction.atomic():
+        appended = append_many(appends, actor=actor)
+        for item in appended:
+            events_recorded.send(
+                sender=Deal, deal_id=item.stream_id, version=item.version, events=item.events
+            )
+    return RecordedMany({item.stream_id: item for item in appended}, refused)
+
+
+def _check_read(change: DealChanges, actor: str) -> _Checked:
+    """`change`'s events parsed and checked against its stream as read."""
+    if not change.events:
+        raise InvalidEvent.single("events", "at least one event is needed")
+    parsed = _parse(change.events, batch=True)
+    stream = change.stream
+    if not stream and not (change.opens_deal and parsed[0].type == "DealOpened"):
+        raise DealNotFound(change.deal_id)
+    if [event.version for event in stream] != list(range(1, len(stream) + 1)):
+        raise ValueError("DealChanges.stream must be the whole stream, in version order")
+    replayed = replay_events(stream, deal_id=change.deal_id).state if stream else None
+    known = replay.snapshot(stream, replayed)
+    return _check(change.deal_id, known, parsed, actor=actor, organisations=False)
+
+
 def preview_event(
     *,
     deal_id: UUID,
@@ -300,6 +379,8 @@ class _Checked:
     """The events as the store will take them, each encoded once."""
     drafts: list[RecordedEvent]
     """The same events as the reducer saw them, at the versions they will take."""
+    organisations: list[tuple[str, UUID]]
+    """The organisations the events name, each with the field that names it."""
 
 
 def _check(
@@ -308,8 +389,12 @@ def _check(
     parsed: list[_Parsed],
     *,
     actor: str,
+    organisations: bool = True,
 ) -> _Checked:
     """Check every rule and compute the state after the new events, with at most one replay.
+
+    `organisations=False` leaves checking that the organisations named exist to the caller,
+    which checks those of many deals in one query.
 
     The state before comes with the stream (`replay.load`).
     Each new event is checked against the state left by the ones before it, which folds it on
@@ -352,9 +437,10 @@ def _check(
         if draft.type not in META_TYPES:
             last = key if last is None else max(last, key)
         state = apply(state, draft)
-    _check_organisations(refs)
+    if organisations:
+        _check_organisations(refs)
     after = state if in_order else replay_events([*existing, *drafts], deal_id=deal_id).state
-    return _Checked(before, after, stored, drafts)
+    return _Checked(before, after, stored, drafts, refs)
 
 
 def _corrected_data(item: _Parsed, history: Mapping[UUID, Any]) -> EventData | None:
@@ -428,16 +514,24 @@ def _organisations(item: _Parsed, corrected: EventData | None) -> list[tuple[str
 
 
 def _check_organisations(refs: list[tuple[str, UUID]]) -> None:
-    if not refs:
-        return
-    known = set(
-        Organisation.objects.filter(id__in={org for _, org in refs}).values_list("id", flat=True)
-    )
-    missing = [
-        FieldError(path, f"no organisation with id {org}") for path, org in refs if org not in known
-    ]
+    missing = _missing_organisations(refs, _existing_organisations(refs))
     if missing:
         raise InvalidEvent(missing)
+
+
+def _existing_organisations(refs: Iterable[tuple[str, UUID]]) -> set[UUID]:
+    wanted = {org for _, org in refs}
+    if not wanted:
+        return set()
+    return set(Organisation.objects.filter(id__in=wanted).values_list("id", flat=True))
+
+
+def _missing_organisations(refs: list[tuple[str, UUID]], existing: set[UUID]) -> list[FieldError]:
+    return [
+        FieldError(path, f"no organisation with id {org}")
+        for path, org in refs
+        if org not in existing
+    ]
 
 
 def _stored(parsed: list[_Parsed]) -> list[NewEvent]:

@@ -118,16 +118,18 @@ class PostgresRecorder(Recorder):
         native = connection.connection
         cursors: list[psycopg.Cursor[Any]] = []
         try:
-            with connection.wrap_database_errors, native.pipeline():
-                for batch in batches:
-                    sql, params = self._statement(batch)
-                    cursor = psycopg.Cursor(native)
-                    cursors.append(cursor)
-                    cursor.execute(sql, params, prepare=True, binary=True)
+            with connection.wrap_database_errors:
+                with native.pipeline():
+                    for batch in batches:
+                        sql, params = self._statement(batch)
+                        cursor = psycopg.Cursor(native)
+                        cursors.append(cursor)
+                        cursor.execute(sql, params, prepare=True, binary=True)
+                # Read once the block has synced: the answers are in, or the first error
+                # raised as the block ended (whichever statement failed: the caller finds the
+                # stream that moved on once the transaction is rolled back).
                 answers = [cursor.fetchall() for cursor in cursors]
         except DatabaseError as error:
-            # The pipeline raises at the first answer read, whichever statement failed: the
-            # caller finds the stream that moved on once the transaction is rolled back.
             conflict = _conflict(error, batches[0])
             if conflict is None:
                 raise

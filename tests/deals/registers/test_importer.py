@@ -17,6 +17,7 @@ from django.utils import timezone
 from tracker.deals import replay
 from tracker.deals.models import ImportedEvent, RegisterImport
 from tracker.deals.reducer import deal_json
+from tracker.deals.registers import importer
 from tracker.deals.registers.importer import (
     URL,
     ImportRefused,
@@ -271,20 +272,21 @@ class TestConcurrentWriters:
     ) -> None:
         run(EDITION_1)
         target = deal_id_for("SIPRI:60123")
-        load = replay.load
+        read = importer.read_streams
         interfered: list[int] = []
 
-        def load_then_interfere(deal_id, **options):
-            known = load(deal_id, **options)
-            if deal_id == target and not interfered:
-                interfered.append(known.version)
+        def read_then_interfere(deal_ids, **options):
+            streams = read(deal_ids, **options)
+            if target in streams and not interfered:
+                version = streams[target][-1].version
+                interfered.append(version)
                 # An analyst's note lands between the import's read and its append.
-                writer = threading.Thread(target=add_note, args=(deal_id, known.version))
+                writer = threading.Thread(target=add_note, args=(target, version))
                 writer.start()
                 writer.join(timeout=30)
-            return known
+            return streams
 
-        monkeypatch.setattr(replay, "load", load_then_interfere)
+        monkeypatch.setattr(importer, "read_streams", read_then_interfere)
         report = run(EDITION_2)
 
         assert interfered
@@ -292,6 +294,34 @@ class TestConcurrentWriters:
         types = [e.type for e in stream("60123")]
         assert types[-2:] == ["NoteAdded", "FactCorrected"]
         assert contract("60123")["by_year"][2021][0] == 8
+
+    def test_a_deal_that_keeps_changing_is_refused_and_the_others_appended(
+        self, names: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        run(EDITION_1)
+        target = deal_id_for("SIPRI:60123")
+        read = importer.read_streams
+        notes: list[int] = []
+
+        def read_then_interfere(deal_ids, **options):
+            streams = read(deal_ids, **options)
+            if target in streams:
+                version = streams[target][-1].version
+                notes.append(version)
+                writer = threading.Thread(target=add_note, args=(target, version))
+                writer.start()
+                writer.join(timeout=30)
+            return streams
+
+        monkeypatch.setattr(importer, "read_streams", read_then_interfere)
+        report = run(EDITION_2)
+
+        assert len(notes) == 3
+        assert {r.deal for r in report.refused} == {"60123", "60752"}
+        assert "kept changing" in next(r.reason for r in report.refused if r.deal == "60123")
+        assert [e.type for e in stream("60123")][-3:] == ["NoteAdded"] * 3
+        assert report.events_appended > 0
+        assert not ImportedEvent.objects.filter(register_import=report.import_id, deal_id=target)
 
 
 def add_note(deal_id: Any, version: int) -> None:

@@ -10,8 +10,10 @@ force, as corrected) are compared with them, key by key ("opening", "contract", 
 - a fact the edition no longer states is retracted (`FactRetracted`) citing it;
 - a fact it states for the first time is appended; an unchanged one appends nothing,
 so the same edition imported twice appends nothing, and `known_at` between two imports answers
-with the first edition's figures. Each deal's events are appended together or not at all
-(`services.record_events`, with the version read as `expected_version`).
+with the first edition's figures. Each deal's events are appended together or not at all:
+deals are compared and appended 200 at a time, in one transaction (`services.record_many`,
+with each stream's version as read as its expected version); a deal whose facts break a rule
+is refused alone, and a deal another writer moves on meanwhile is read and compared again.
 
 Deals the file does not mention are left alone: an export is the answer to a query (a supplier,
 a period), so a deal missing from one file is not a deal withdrawn from the register.
@@ -34,13 +36,12 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from tracker.eventstore.errors import VersionConflict
-from tracker.eventstore.store import read_stream
+from tracker.eventstore.store import Appended, read_streams
 
 from .. import replay
-from ..errors import InvalidEvent
 from ..events import META_TYPES, latest_date, parse_data, parse_occurred
 from ..models import ImportedEvent, Organisation, RegisterImport, RegisterName
-from ..services import ProposedEvent, record_events
+from ..services import DealChanges, ProposedEvent, RecordedMany, record_many
 from .sipri import Register, RegisterFormatError, RegisterRow, deals, read_register
 
 REGISTER = "SIPRI"
@@ -51,6 +52,13 @@ _DEAL_IDS = UUID("0c6f8a52-3b7e-4d1a-9f0e-5a2b7c9d4e61")
 _LOCK = f"deal-tracker:import:{REGISTER}"
 _ATTEMPTS = 3
 """A deal another writer moves on meanwhile is read and compared again, this many times."""
+_DEALS_PER_TRANSACTION = 200
+"""Deals compared and appended together, in one transaction and one round trip.
+
+Why not one deal per transaction: a commit is a durable flush, and a transaction per deal
+made the commits and round trips most of an import's time. Why not the whole file: the
+deals' streams stay locked until the commit, and an analyst saving one of them waits for it;
+200 deals take a fraction of a second."""
 
 
 class ImportRefused(Exception):
@@ -174,11 +182,12 @@ def _import(
     run = _Run(record, edition, actor, _Names.load())
     run.refuse_rows(register)
     grouped = deals(register.rows)
-    for done, (key, rows) in enumerate(grouped.items(), start=1):
-        if key not in run.refused_deals:
-            run.import_deal(key, rows)
+    keys = list(grouped)
+    for start in range(0, len(keys), _DEALS_PER_TRANSACTION):
+        chunk = keys[start : start + _DEALS_PER_TRANSACTION]
+        run.import_deals([grouped[key] for key in chunk if key not in run.refused_deals])
         if progress is not None:
-            progress(done, len(grouped))
+            progress(start + len(chunk), len(keys))
     refused_only = {p.deal_id for p in register.problems if p.deal_id} - set(grouped)
     return run.finish(register, len(grouped) + len(refused_only))
 
@@ -187,7 +196,7 @@ def _import(
 def _one_import_at_a_time() -> Iterator[None]:
     """Imports of the register one after another, so that editions keep their order.
 
-    A session-level advisory lock on PostgreSQL (each deal's append is its own transaction);
+    A session-level advisory lock on PostgreSQL (the import commits many transactions);
     SQLite has one writer at a time anyway.
     """
     connection = connections[DEFAULT_DB_ALIAS]
@@ -241,7 +250,28 @@ class _Run:
         self.refused_deals.add(rows[0].deal_id)
         self.refused.extend(Refusal(row.line, row.deal_id, reason) for row in rows)
 
-    def import_deal(self, key: str, rows: list[RegisterRow]) -> None:
+    def import_deals(self, chunk: list[list[RegisterRow]]) -> None:
+        """Compare these deals with their streams and append what changed, all together.
+
+        A deal that another writer moves on between the read and the append makes the whole
+        chunk read and compared again; a deal that keeps moving is refused, the rest go on.
+        """
+        wanted = {w.deal_id: w for rows in chunk if (w := self._wanted(rows)) is not None}
+        conflicts: Counter[UUID] = Counter()
+        while wanted:
+            try:
+                self._append(list(wanted.values()))
+                return
+            except VersionConflict as conflict:
+                moved = conflict.stream_id
+                conflicts[moved] += 1
+                if conflicts[moved] == _ATTEMPTS:
+                    self.refuse_deal(
+                        wanted.pop(moved).rows, "the deal kept changing while it was compared"
+                    )
+
+    def _wanted(self, rows: list[RegisterRow]) -> _Wanted | None:
+        """What the rows say the deal holds; None (the deal refused) when it cannot be read."""
         first = rows[0]
         supplier, recipient = self.names.get(first.supplier), self.names.get(first.recipient)
         pairs = ((first.supplier, supplier), (first.recipient, recipient))
@@ -254,52 +284,44 @@ class _Run:
                 + " or ".join(repr(name) for name in missing)
                 + ": map the name under Register names",
             )
-            return
-        if rows[0].order_year is None:
+            return None
+        if first.order_year is None:
             self.refuse_deal(rows, "Order date: unknown, and a deal needs the date of its order")
-            return
+            return None
         assert supplier is not None
         assert recipient is not None
-        wanted = _Wanted(rows, supplier, recipient, self.edition)
-        for attempt in range(_ATTEMPTS):
-            try:
-                self._append(wanted)
-                return
-            except VersionConflict:
-                if attempt == _ATTEMPTS - 1:
-                    self.refuse_deal(rows, "the deal kept changing while it was compared")
-            except InvalidEvent as invalid:
-                self.refuse_deal(rows, "; ".join(f"{e.field}: {e.message}" for e in invalid.errors))
-                return
+        return _Wanted(rows, supplier, recipient, self.edition)
 
-    def _append(self, wanted: _Wanted) -> None:
-        # The events alone: comparing needs no state, and folding one cost as much as the rest
-        # of an unchanged deal's import.
-        events = read_stream(wanted.deal_id)
-        version = events[-1].version if events else 0
-        proposed = wanted.changes(events)
-        if not proposed:
-            self.unchanged += 1
-            return
-        with transaction.atomic():
-            appended = record_events(
-                deal_id=wanted.deal_id,
-                events=proposed,
-                expected_version=version,
-                actor=self.actor,
-                opens_deal=not events,
-            )
-            ImportedEvent.objects.bulk_create(
-                ImportedEvent(
-                    register_import=self.record, event_id=event.event_id, deal_id=wanted.deal_id
-                )
-                for event in appended.events
-            )
-        self.appended.update(event.type for event in appended.events)
-        if events:
-            self.changed += 1
+    def _append(self, wanted: list[_Wanted]) -> None:
+        # The events alone, every deal's in one query: comparing needs no state, and folding
+        # one cost as much as the rest of an unchanged deal's import.
+        streams = read_streams([w.deal_id for w in wanted])
+        changes = []
+        for w in wanted:
+            events = streams[w.deal_id]
+            proposed = w.changes(events)
+            if proposed:
+                changes.append(DealChanges(w.deal_id, proposed, events, opens_deal=not events))
+        if changes:
+            with transaction.atomic():
+                recorded = record_many(changes, actor=self.actor)
+                _note_imported(self.record, recorded.appended.values())
         else:
-            self.opened += 1
+            recorded = RecordedMany({}, {})
+        # Counted once the chunk has committed: a conflict above reads it all again.
+        self.unchanged += len(wanted) - len(changes)
+        for deal_id, invalid in recorded.refused.items():
+            reason = "; ".join(f"{e.field}: {e.message}" for e in invalid.errors)
+            self.refuse_deal(next(w.rows for w in wanted if w.deal_id == deal_id), reason)
+        for change in changes:
+            appended = recorded.appended.get(change.deal_id)
+            if appended is None:
+                continue
+            self.appended.update(event.type for event in appended.events)
+            if change.stream:
+                self.changed += 1
+            else:
+                self.opened += 1
 
     def finish(self, register: Register, deal_count: int) -> ImportReport:
         self.refused.sort(key=lambda r: r.line)
@@ -336,6 +358,26 @@ class _Run:
             appended=dict(record.counts["appended"]),
             refused=list(self.refused),
             unresolved=record.unresolved,
+        )
+
+
+def _note_imported(record: RegisterImport, appended: Iterable[Appended]) -> None:
+    """Which events this import appended, for `/imports/{id}/`: one statement."""
+    pairs = [(event.event_id, item.stream_id) for item in appended for event in item.events]
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        ImportedEvent.objects.bulk_create(
+            ImportedEvent(register_import=record, event_id=event_id, deal_id=deal_id)
+            for event_id, deal_id in pairs
+        )
+        return
+    # Two arrays rather than a model per row: building thousands of model instances cost
+    # more than the rest of recording an import's events.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ImportedEvent._meta.db_table} (register_import_id, event_id, deal_id) "
+            "SELECT %s, e, d FROM unnest(%s::uuid[], %s::uuid[]) AS pairs(e, d)",
+            [record.id, [e for e, _ in pairs], [d for _, d in pairs]],
         )
 
 
