@@ -577,20 +577,25 @@ def _store(
     actor: str,
     idempotency_key: str | None,
 ) -> Appended:
-    """Append, and tell the projections inside the same transaction (they act on commit).
+    """Append, then tell the projections (they act once the events have committed).
 
     The store raises VersionConflict when the stream is not at expected_version, and
     IdempotencyKeyReused; with a key already used for the same request it returns that first
     answer and nothing is appended or told.
+
+    No transaction of its own: an append is atomic by itself, and outside a caller's
+    transaction it is one statement in autocommit, one round trip, where a transaction around
+    it cost four more (BEGIN, a savepoint and its release, COMMIT). The projections' receiver
+    defers its work with `on_commit`, which runs at once after an append that committed by
+    itself, and with the caller's commit inside a caller's transaction.
     """
-    with transaction.atomic():
-        appended = append(
-            deal_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
+    appended = append(
+        deal_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
+    )
+    if not appended.replayed:
+        events_recorded.send(
+            sender=Deal, deal_id=deal_id, version=appended.version, events=appended.events
         )
-        if not appended.replayed:
-            events_recorded.send(
-                sender=Deal, deal_id=deal_id, version=appended.version, events=appended.events
-            )
     return appended
 
 

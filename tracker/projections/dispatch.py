@@ -53,7 +53,7 @@ os.register_at_fork(after_in_child=_start_afresh)
 
 
 def dispatch_after_commit(sender: Any, *, deal_id: UUID, version: int = 0, **kwargs: Any) -> None:
-    """Connected to `deals.signals.events_recorded`, which fires inside the append's transaction.
+    """Connected to `deals.signals.events_recorded`, sent in the append's transaction or after it.
 
     Robust: the append has committed, so whatever dispatching raises is logged, never
     answered. The callback is a named function, not a `functools.partial`: Django 5.2 logs a
