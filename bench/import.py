@@ -21,12 +21,13 @@ Each figure is beside PostgreSQL `COPY … FROM STDIN (FORMAT csv, HEADER)` of t
 types them (int id, years and counts, text names, bool flags, numeric TIV; no key, no index), on
 the same database in the same round, through psycopg 3's `cursor.copy()`, committed once. The
 server runs durable (fsync and synchronous_commit on), so COPY pays one durable commit and the
-importer one per 200 deals (`importer._DEALS_PER_TRANSACTION`). `events_per_s` is the importer's facts (events appended) per
-second; `ratio` is its median rows per second over COPY's median rows per second for the same
-file (COPY's rate is `baseline_events_per_s`, in rows). The first edition has a second baseline
-in `baselines`, `copy_per_deal`: the same rows, one COPY and one durable commit per deal, the
-unit the importer keeps atomic; it shows what a commit per deal alone would cost (the importer
-committed per deal until it grouped 200 deals a transaction).
+importer one per 200 deals (`importer._DEALS_PER_TRANSACTION`). `events_per_s` is the
+importer's facts (events appended) per second; `ratio` is its median rows per second over
+COPY's median rows per second for the same file (COPY's rate is `baseline_events_per_s`, in
+rows). The first edition has a second baseline in `baselines`, `copy_per_deal`: the same rows,
+one COPY and one durable commit per deal, the unit the importer keeps atomic; it shows what a
+commit per deal alone would cost (the importer committed per deal until it grouped 200 deals a
+transaction).
 
 Every round starts from a database created afresh (`CREATE DATABASE … TEMPLATE` of the migrated
 database, the names already mapped): the event store refuses to delete events, an import

@@ -372,5 +372,10 @@ EVENT_STREAM_HEARTBEAT_SECONDS = env.float("EVENT_STREAM_HEARTBEAT_SECONDS", def
 EVENT_STREAM_RECHECK_SECONDS = env.float("EVENT_STREAM_RECHECK_SECONDS", default=5.0)
 # Streams with no notifications to wait on (SQLite, or a WSGI server) read this often.
 EVENT_STREAM_POLL_SECONDS = env.float("EVENT_STREAM_POLL_SECONDS", default=0.5)
+# The thread that sends a process's notifications of new events closes its connection after
+# this long without one to send (tracker.eventstore.store._Announcer).
+EVENT_NOTIFY_IDLE_SECONDS = env.float("EVENT_NOTIFY_IDLE_SECONDS", default=30.0)
+# At most one such notification this often: appends in between are announced together.
+EVENT_NOTIFY_INTERVAL_SECONDS = env.float("EVENT_NOTIFY_INTERVAL_SECONDS", default=0.01)
 # Threads (each with one database connection) that run the reads of every stream of a process.
 EVENT_STREAM_READERS = env.int("EVENT_STREAM_READERS", default=4)

@@ -22,3 +22,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 if "replica" in DATABASES:
     DATABASES["replica"]["ENGINE"] = "tests.standby"
 REPLICA_READS = False
+
+# The thread that sends notifications of new events gives its connection back at once, so that
+# none is left open on the test database when the suite drops it.
+EVENT_NOTIFY_IDLE_SECONDS = 0.0

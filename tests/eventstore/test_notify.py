@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
+from tracker.eventstore import store
 from tracker.eventstore.notify import CHANNEL, connection_params, read_feed
 from tracker.eventstore.store import NewEvent, append, stream_version
 
@@ -179,25 +180,42 @@ class TestManualTransactions:
 
 
 class TestAFailedAnnouncement:
-    def test_is_logged_and_does_not_fail_the_committed_append(self, notifications, caplog):
-        """The appending connection is killed between the commit and the notification."""
+    def test_is_logged_does_not_fail_the_append_and_the_next_is_sent(
+        self, notifications, caplog, monkeypatch
+    ):
+        """The notification's statement fails in the announcer's thread."""
         stream = uuid4()
-        pid = backend_pid()
-
-        def kill_appender() -> None:
-            with psycopg.connect(**connection_params(), autocommit=True) as other:
-                other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
-
         caplog.set_level(logging.WARNING, logger="tracker.eventstore.store")
-        try:
-            with transaction.atomic():
-                # Queued first, so it runs after the commit and before the notification.
-                transaction.on_commit(kill_appender)
-                append(stream, note(), 0)
-        finally:
-            connection.close()
+        monkeypatch.setattr(store, "_NOTIFY", "SELECT pg_notify('eventstore_appended', 1/0)")
+
+        append(stream, note(), 0)
+
+        assert notifications() == 0
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
         assert "notification was not sent" in warnings[0]
-        assert notifications() == 0
         assert stream_version(stream) == 1
+        monkeypatch.undo()
+        append(stream, note(), 1)
+        assert notifications() == 1
+
+
+class TestSentFromAThreadOfItsOwn:
+    def test_not_on_the_appending_connection(self, notifications):
+        with psycopg.connect(**connection_params(), autocommit=True) as listener:
+            listener.execute(f"LISTEN {CHANNEL}")
+            append(uuid4(), note(), 0)
+            sent = next(listener.notifies(timeout=5))
+        assert sent.pid != backend_pid()
+        assert notifications() == 1
+
+    def test_a_burst_of_appends_is_announced_by_fewer_notifications_the_last_one_included(
+        self, notifications
+    ):
+        streams = [uuid4() for _ in range(50)]
+        for stream in streams:
+            append(stream, note(), 0)
+        count = notifications()
+        assert 1 <= count <= len(streams)
+        # The last append's notification came after its commit: nothing is left to announce.
+        assert notifications() == 0

@@ -8,11 +8,14 @@ the contract of `recorder.Recorder`); `recorder(using)` gives it for what these 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from functools import partial
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from uuid import UUID
 
-from django.db import DEFAULT_DB_ALIAS, Error, connections, transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from .postgres import PostgresRecorder
 from .recorder import EVENT_TABLE, STREAM_TABLE, Recorder
@@ -77,11 +80,12 @@ def append(
     and appends nothing; the key used for a different request raises IdempotencyKeyReused.
 
     On PostgreSQL, once the events commit, the feed's followers are woken by an empty
-    notification on `eventstore_appended` (tracker.eventstore.notify), sent on this connection
-    after the commit: at once when no atomic block encloses the call, else when the outermost
-    one commits (`transaction.on_commit`), once per transaction however many appends it holds,
-    and never for a transaction rolled back or a repeat that appended nothing. A notification
-    that cannot be sent (the connection is gone) is logged and does not fail the append: the
+    notification on `eventstore_appended` (tracker.eventstore.notify), asked for after the
+    commit (at once when no atomic block encloses the call, else when the outermost one
+    commits, through `transaction.on_commit`) and sent by a thread of the process with a
+    connection of its own: once per transaction at most, requests made while one is sent
+    answered by one more, and never for a transaction rolled back or a repeat that appended
+    nothing. A notification that cannot be sent is logged and does not fail the append: the
     followers re-read the feed every EVENT_STREAM_RECHECK_SECONDS anyway.
     """
     store = recorder(using)
@@ -117,18 +121,20 @@ logger = logging.getLogger(__name__)
 
 # The channel of tracker.eventstore.notify.CHANNEL (which imports this module, not the reverse).
 _NOTIFY = "SELECT pg_notify('eventstore_appended', '')"
-_announcers: dict[str, Callable[[], None]] = {}
 
 
 def _announce_on_commit(using: str) -> None:
-    """Send the notification once the transaction that appended commits.
+    """Have the notification sent once the transaction that appended commits.
 
     Why after the commit, not from a trigger inside the appending transaction (migration 0007,
     dropped by 0008): PostgreSQL commits the transactions that have notified one at a time
     (PreCommit_Notify takes a database-wide lock, held past the commit's WAL flush, to queue
     notifications in commit order), so concurrent durable appends stop sharing a flush: the
     cost ARCHITECTURE.md refuses for a global lock. A NOTIFY in a transaction of its own writes
-    nothing, so its commit waits for no flush and holds that lock briefly; it costs a round trip.
+    nothing, so its commit waits for no flush and holds that lock briefly.
+
+    Why from a thread of its own (`_Announcer`): sent on the appending connection, the NOTIFY
+    was a second round trip that every append waited for, a fifth of a single append's time.
     """
     connection = connections[using]
     if not connection.in_atomic_block and not connection.get_autocommit():
@@ -136,27 +142,92 @@ def _announce_on_commit(using: str) -> None:
         # it, as a trigger would, and PostgreSQL delivers the notification if it commits.
         _announce(using)
         return
-    announce = _announcers.get(using)
-    if announce is None:
-        announce = _announcers[using] = partial(_announce, using)
+    announcer = _announcers.get(using)
+    if announcer is None:
+        announcer = _announcers.setdefault(using, _Announcer(using))
     # One notification per transaction wakes the followers as well as many. The callback
     # already queued is Django's own record: a savepoint or transaction rolled back drops it
     # with the events it announced, and a later append then queues it again.
-    if not any(queued is announce for _, queued, _ in connection.run_on_commit):
+    if not any(queued == announcer.request for _, queued, _ in connection.run_on_commit):
         # Outside an atomic block the append has committed by itself, and this runs at once.
-        transaction.on_commit(announce, using=using)
+        transaction.on_commit(announcer.request, using=using)
 
 
-def _announce(using: str) -> None:
+class _Announcer:
+    """Sends the notification for the database `using` from a thread with a connection of its
+    own, so that an append waits for no second round trip.
+
+    The first request after a quiet spell is sent at once; requests made while one is being sent,
+    or within EVENT_NOTIFY_INTERVAL_SECONDS of it, are answered together by one more, not one
+    each: a follower reads everything new whatever woke it, so a burst of appends costs a few
+    notifications. The connection is closed after EVENT_NOTIFY_IDLE_SECONDS without a request.
+    A notification that cannot be sent is logged, and the connection dropped so that the next
+    one reconnects; the followers re-read the feed every EVENT_STREAM_RECHECK_SECONDS anyway.
+    """
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.wanted = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.starting = threading.Lock()
+
+    def request(self) -> None:
+        self.wanted.set()
+        if self.thread is None or not self.thread.is_alive():
+            with self.starting:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(
+                        target=self._run, name=f"eventstore-announcer-{self.using}", daemon=True
+                    )
+                    self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            idle = getattr(settings, "EVENT_NOTIFY_IDLE_SECONDS", 30.0)
+            if not self.wanted.wait(timeout=idle):
+                self._close()
+                self.wanted.wait()
+            self.wanted.clear()
+            sent_at = time.monotonic()
+            if not _announce(self.using):
+                self._close()
+            # At most one notification an interval: the requests made meanwhile are answered
+            # together by the next. Each NOTIFY is a transaction that takes PostgreSQL's
+            # notification queue lock; one per append cost a quarter of the appends' throughput.
+            pause = getattr(settings, "EVENT_NOTIFY_INTERVAL_SECONDS", 0.01)
+            time.sleep(max(0.0, pause - (time.monotonic() - sent_at)))
+
+    def _close(self) -> None:
+        try:
+            connections[self.using].close()
+        except Exception:  # a connection that failed to close is gone all the same
+            logger.debug("Closing the announcer's connection failed", exc_info=True)
+
+
+_announcers: dict[str, _Announcer] = {}
+
+
+def _forget_announcers() -> None:
+    # A forked child has none of its parent's threads: it starts its own when it appends.
+    _announcers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_announcers)
+
+
+def _announce(using: str) -> bool:
+    """Send the notification; False (logged) when it could not be sent."""
     try:
         with connections[using].cursor() as cursor:
             cursor.execute(_NOTIFY)
-    except Error as error:
+    except Exception as error:  # the announcer's thread must outlive it, whatever failed
         logger.warning(
             "Appended events committed, but their notification was not sent (%s); followers "
             "of the feed will find them at their next re-check",
             error,
         )
+        return False
+    return True
 
 
 def read_stream(
