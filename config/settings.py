@@ -106,6 +106,11 @@ DATABASES = {
         "CONN_HEALTH_CHECKS": True,
     }
 }
+# PostgreSQL through Django's backend with a health check that sends no `SELECT 1` when the
+# connection's socket says nothing is wrong (config/postgresql/base.py).
+POSTGRESQL_ENGINE = "config.postgresql"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = POSTGRESQL_ENGINE
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].pop("CONN_MAX_AGE", None)
     # Concurrent writers on the embedded default: WAL lets readers run beside the one writer,
@@ -125,11 +130,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # connect timeout and REPLICA_RETRY_SECONDS of remembering it down make a stopped replica cheap.
 REPLICA_READS = False
 if env.str("DATABASE_REPLICA_URL", default=""):
-    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if DATABASES["default"]["ENGINE"] != POSTGRESQL_ENGINE:
         raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL on PostgreSQL.")
     _replica = env.db_url("DATABASE_REPLICA_URL")
     DATABASES["replica"] = {
         **_replica,
+        "ENGINE": POSTGRESQL_ENGINE,
         "NAME": _replica["NAME"] or DATABASES["default"]["NAME"],
         "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
         "CONN_HEALTH_CHECKS": True,

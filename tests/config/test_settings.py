@@ -172,7 +172,7 @@ def test_a_postgresql_url_keeps_connections_with_health_checks():
     database = found["DATABASES"]["default"]
 
     assert {key: database[key] for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST")} == {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "config.postgresql",
         "NAME": "ledger",
         "USER": "deals",
         "PASSWORD": "p@ss",
