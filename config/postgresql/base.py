@@ -30,7 +30,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         ):
             return super().is_usable()
         try:
-            waiting, _, _ = select.select([pgconn.socket], [], [], 0)
+            # poll(), not select(): select refuses descriptors past 1023, which a process
+            # serving many streams reaches.
+            poller = select.poll()
+            poller.register(pgconn.socket, select.POLLIN)
+            waiting = poller.poll(0)
         except (OSError, ValueError):
             return super().is_usable()
         # Something arrived unasked (a notice, a notification, or the server hanging up):

@@ -1005,3 +1005,34 @@ class TestRecordMany:
                 ],
                 actor="importer",
             )
+
+    def test_takes_each_deal_once(self, organisations: dict[str, UUID]) -> None:
+        deal = uuid4()
+        opening = self.opening()
+        with pytest.raises(ValueError, match="each deal once"):
+            services.record_many(
+                [
+                    DealChanges(deal, [opening], [], opens_deal=True),
+                    DealChanges(deal, [opening], [], opens_deal=True),
+                ],
+                actor="importer",
+            )
+        assert read_stream(deal) == []
+
+
+def test_a_receiver_that_fails_is_logged_and_the_append_answered(
+    organisations: dict[str, UUID], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("receiver broke")
+
+    deal = new_deal()
+    events_recorded.connect(broken)
+    try:
+        appended = record(deal, "MouSigned", mou()["data"])
+    finally:
+        events_recorded.disconnect(broken)
+
+    assert appended.version == 2
+    assert len(read_stream(deal)) == 2
+    assert any("receiver of events_recorded failed" in r.getMessage() for r in caplog.records)

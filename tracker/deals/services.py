@@ -6,13 +6,16 @@ organisations named exist, and only then calls `eventstore.append` with `expecte
 the idempotency key. A broken rule raises `InvalidEvent` naming the field; `VersionConflict`
 and `IdempotencyKeyReused` come from the event store unchanged.
 
-After a successful append the services send `signals.events_recorded` inside the transaction;
-the projections app listens and dispatches its task on commit (this app imports no Celery).
+After a successful append the services send `signals.events_recorded`: inside the caller's
+transaction when there is one, else just after the append committed by itself; the projections
+app listens and dispatches its task on commit (this app imports no Celery). A receiver that
+fails is logged: the events are stored, and the caller is answered as they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +58,8 @@ from .models import Organisation
 from .reducer import Deal, apply, changed_fields
 from .replay import fold_key, replay_events
 from .signals import events_recorded
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +208,8 @@ def record_many(changes: Sequence[DealChanges], *, actor: str) -> RecordedMany:
     appended. Raises DealNotFound for events to a deal that does not exist without
     `opens_deal`. Takes no idempotency key: a caller retries by reading the streams again.
     """
+    if len({change.deal_id for change in changes}) != len(changes):
+        raise ValueError("record_many takes each deal once")
     checked: dict[UUID, tuple[DealChanges, _Checked]] = {}
     refused: dict[UUID, InvalidEvent] = {}
     for change in changes:
@@ -225,9 +232,7 @@ def record_many(changes: Sequence[DealChanges], *, actor: str) -> RecordedMany:
     with transaction.atomic():
         appended = append_many(appends, actor=actor)
         for item in appended:
-            events_recorded.send(
-                sender=Deal, deal_id=item.stream_id, version=item.version, events=item.events
-            )
+            _tell(item)
     return RecordedMany({item.stream_id: item for item in appended}, refused)
 
 
@@ -593,10 +598,28 @@ def _store(
         deal_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
     )
     if not appended.replayed:
-        events_recorded.send(
-            sender=Deal, deal_id=deal_id, version=appended.version, events=appended.events
-        )
+        _tell(appended)
     return appended
+
+
+def _tell(appended: Appended) -> None:
+    """Send `events_recorded`; a receiver that fails is logged, not raised: the events are
+    stored (or will be, with the caller's transaction) whatever a receiver does."""
+    answers = events_recorded.send_robust(
+        sender=Deal,
+        deal_id=appended.stream_id,
+        version=appended.version,
+        events=appended.events,
+    )
+    for receiver, answer in answers:
+        if isinstance(answer, Exception):
+            logger.error(
+                "A receiver of events_recorded failed (%s) for deal %s at version %s",
+                getattr(receiver, "__qualname__", receiver),
+                appended.stream_id,
+                appended.version,
+                exc_info=answer,
+            )
 
 
 _KEYED_DEALS = UUID("5b0f3c1e-8d4a-4f6e-9a57-3c2d1e0f9b8a")

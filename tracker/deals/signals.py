@@ -5,7 +5,8 @@ replays an earlier append): inside the caller's transaction when there is one, e
 the append committed by itself. Keyword arguments: `deal_id` (UUID), `version` (the stream's
 new version) and `events` (the stored `RecordedEvent`s). A receiver that starts work elsewhere
 (a Celery task) must defer it with `transaction.on_commit`, so nothing runs for a write that
-rolls back.
+rolls back. It is sent with `send_robust`: a receiver that raises is logged, and the write is
+answered as stored.
 """
 
 from __future__ import annotations

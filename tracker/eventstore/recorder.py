@@ -159,9 +159,13 @@ class Recorder(ABC):
             raise ValueError("append_many takes each stream once")
         if not batches:
             return []
+        # Streams locked in one order by every writer of many: two such writers cannot each
+        # hold a stream the other waits for.
+        ordered = sorted(batches, key=lambda batch: batch.stream_id)
         try:
             with transaction.atomic(using=self.alias):
-                return self._append_batches(batches)
+                appended = {a.stream_id: a for a in self._append_batches(ordered)}
+            return [appended[batch.stream_id] for batch in batches]
         except VersionConflict as conflict:
             raise self._first_moved(batches) or conflict from None
         except IntegrityError as error:

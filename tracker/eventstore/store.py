@@ -7,6 +7,7 @@ the contract of `recorder.Recorder`); `recorder(using)` gives it for what these 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -161,13 +162,15 @@ class _Announcer:
     or within EVENT_NOTIFY_INTERVAL_SECONDS of it, are answered together by one more, not one
     each: a follower reads everything new whatever woke it, so a burst of appends costs a few
     notifications. The connection is closed after EVENT_NOTIFY_IDLE_SECONDS without a request.
-    A notification that cannot be sent is logged, and the connection dropped so that the next
-    one reconnects; the followers re-read the feed every EVENT_STREAM_RECHECK_SECONDS anyway.
+    A send that fails is tried once more on a new connection (the server may have closed the
+    idle one); one that fails again is logged, and the followers find the events at their next
+    re-check (EVENT_STREAM_RECHECK_SECONDS).
     """
 
     def __init__(self, using: str) -> None:
         self.using = using
         self.wanted = threading.Event()
+        self.sending = False
         self.thread: threading.Thread | None = None
         self.starting = threading.Lock()
 
@@ -181,21 +184,43 @@ class _Announcer:
                     )
                     self.thread.start()
 
+    def settle(self, timeout: float) -> bool:
+        """Wait until nothing asked for is unsent; False if `timeout` seconds were not enough."""
+        deadline = time.monotonic() + timeout
+        while self.wanted.is_set() or self.sending:
+            if time.monotonic() > deadline or self.thread is None or not self.thread.is_alive():
+                return False
+            time.sleep(0.005)
+        return True
+
     def _run(self) -> None:
         while True:
             idle = getattr(settings, "EVENT_NOTIFY_IDLE_SECONDS", 30.0)
             if not self.wanted.wait(timeout=idle):
                 self._close()
                 self.wanted.wait()
+            # Marked busy before the request is taken, so that `settle` never sees neither.
+            self.sending = True
             self.wanted.clear()
             sent_at = time.monotonic()
-            if not _announce(self.using):
-                self._close()
+            try:
+                self._send()
+            finally:
+                self.sending = False
             # At most one notification an interval: the requests made meanwhile are answered
             # together by the next. Each NOTIFY is a transaction that takes PostgreSQL's
             # notification queue lock; one per append cost a quarter of the appends' throughput.
             pause = getattr(settings, "EVENT_NOTIFY_INTERVAL_SECONDS", 0.01)
             time.sleep(max(0.0, pause - (time.monotonic() - sent_at)))
+
+    def _send(self) -> None:
+        if _notify(self.using) is None:
+            return
+        self._close()
+        error = _notify(self.using)
+        if error is not None:
+            self._close()
+            _warn(error)
 
     def _close(self) -> None:
         try:
@@ -207,27 +232,44 @@ class _Announcer:
 _announcers: dict[str, _Announcer] = {}
 
 
+def settle_announcements(timeout: float = 5.0) -> bool:
+    """Wait until every notification asked for in this process has been sent (tests, exit)."""
+    return all(announcer.settle(timeout) for announcer in list(_announcers.values()))
+
+
 def _forget_announcers() -> None:
     # A forked child has none of its parent's threads: it starts its own when it appends.
     _announcers.clear()
 
 
 os.register_at_fork(after_in_child=_forget_announcers)
+# A command that appends and exits at once (an import, the demo data) still wakes followers.
+atexit.register(settle_announcements, 1.0)
 
 
-def _announce(using: str) -> bool:
-    """Send the notification; False (logged) when it could not be sent."""
+def _announce(using: str) -> None:
+    """Send the notification on the caller's connection, in its transaction."""
+    error = _notify(using)
+    if error is not None:
+        _warn(error)
+
+
+def _notify(using: str) -> Exception | None:
+    """Send the notification; the error if it could not be sent."""
     try:
         with connections[using].cursor() as cursor:
             cursor.execute(_NOTIFY)
     except Exception as error:  # the announcer's thread must outlive it, whatever failed
-        logger.warning(
-            "Appended events committed, but their notification was not sent (%s); followers "
-            "of the feed will find them at their next re-check",
-            error,
-        )
-        return False
-    return True
+        return error
+    return None
+
+
+def _warn(error: Exception) -> None:
+    logger.warning(
+        "Appended events committed, but their notification was not sent (%s); followers of "
+        "the feed will find them at their next re-check",
+        error,
+    )
 
 
 def read_stream(

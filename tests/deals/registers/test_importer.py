@@ -207,6 +207,26 @@ class TestRefusals:
         assert report.deals_refused == 2  # 60917, and 60752's unknown supplier
         assert report.appended["DeliveryRecorded"] == 1
 
+    def test_a_changed_fact_the_catalogue_refuses_refuses_its_deal_only(self, names: None) -> None:
+        run(EDITION_1)
+        before = len(stream("60123"))
+        text = EDITION_2.read_bytes().decode("utf-8-sig")
+        too_long = "B" * 400
+        content = "\n".join(
+            line.replace("Bayraktar TB2", too_long) if line.startswith("60123,") else line
+            for line in text.split("\n")
+        ).encode()
+
+        report = import_register(content, actor="analyst", file_name="edited.csv")
+
+        refused = {r.deal for r in report.refused}
+        assert refused == {"60123", "60752"}
+        reason = next(r.reason for r in report.refused if r.deal == "60123")
+        assert "designation" in reason
+        assert len(stream("60123")) == before
+        assert report.events_appended > 0
+        assert RegisterImport.objects.get(id=report.import_id).finished_at is not None
+
     def test_a_file_without_a_header_is_refused_whole(self, names: None) -> None:
         with pytest.raises(ImportRefused):
             import_register(b"just,some\ntext,here\n", actor="analyst")

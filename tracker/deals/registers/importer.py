@@ -39,6 +39,7 @@ from tracker.eventstore.errors import VersionConflict
 from tracker.eventstore.store import Appended, read_streams
 
 from .. import replay
+from ..errors import InvalidEvent
 from ..events import META_TYPES, latest_date, parse_data, parse_occurred
 from ..models import ImportedEvent, Organisation, RegisterImport, RegisterName
 from ..services import DealChanges, ProposedEvent, RecordedMany, record_many
@@ -297,9 +298,15 @@ class _Run:
         # one cost as much as the rest of an unchanged deal's import.
         streams = read_streams([w.deal_id for w in wanted])
         changes = []
+        unreadable: dict[UUID, InvalidEvent] = {}
         for w in wanted:
             events = streams[w.deal_id]
-            proposed = w.changes(events)
+            try:
+                proposed = w.changes(events)
+            except InvalidEvent as invalid:
+                # The edition states a fact the catalogue refuses (comparing parses both sides).
+                unreadable[w.deal_id] = invalid
+                continue
             if proposed:
                 changes.append(DealChanges(w.deal_id, proposed, events, opens_deal=not events))
         if changes:
@@ -309,8 +316,8 @@ class _Run:
         else:
             recorded = RecordedMany({}, {})
         # Counted once the chunk has committed: a conflict above reads it all again.
-        self.unchanged += len(wanted) - len(changes)
-        for deal_id, invalid in recorded.refused.items():
+        self.unchanged += len(wanted) - len(changes) - len(unreadable)
+        for deal_id, invalid in {**unreadable, **recorded.refused}.items():
             reason = "; ".join(f"{e.field}: {e.message}" for e in invalid.errors)
             self.refuse_deal(next(w.rows for w in wanted if w.deal_id == deal_id), reason)
         for change in changes:
