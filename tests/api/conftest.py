@@ -159,3 +159,18 @@ def note_event(text: str = "a note", expected_version: int | None = 1) -> dict:
     if expected_version is not None:
         body["expected_version"] = expected_version
     return body
+
+
+@pytest.fixture
+def reader():
+    return client_for(make_user("rita", "reader"))
+
+
+@pytest.fixture
+def auditor():
+    return client_for(make_user("audrey", "auditor"))
+
+
+@pytest.fixture
+def editor():
+    return client_for(make_user("ed", "editor"))

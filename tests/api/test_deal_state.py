@@ -8,25 +8,10 @@ import pytest
 
 from tracker.eventstore.store import read_stream
 
-from .conftest import SOURCE, client_for, make_organisation, make_user, opening
+from .conftest import SOURCE, make_organisation, opening
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 DEALS = "/api/v1/deals/"
-
-
-@pytest.fixture
-def reader():
-    return client_for(make_user("rita", "reader"))
-
-
-@pytest.fixture
-def auditor():
-    return client_for(make_user("audrey", "auditor"))
-
-
-@pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
 
 
 def state(client, deal, **params) -> dict:

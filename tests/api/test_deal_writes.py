@@ -17,11 +17,6 @@ DEALS = "/api/v1/deals/"
 
 
 @pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
-
-
-@pytest.fixture
 def deal(editor) -> str:
     parties = [make_organisation("Acme Aero", "GB"), make_organisation("Beta Avionics", "IT")]
     response = editor.post(DEALS, opening(parties), format="json")

@@ -13,15 +13,10 @@ from tracker.projections import dispatch
 from tracker.projections.models import DealState
 from tracker.projections.projector import project_deal
 
-from .conftest import client_for, make_organisation, make_user, note_event, opening
+from .conftest import make_organisation, note_event, opening
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 DEALS = "/api/v1/deals/"
-
-
-@pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
 
 
 @pytest.fixture

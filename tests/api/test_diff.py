@@ -9,26 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import SOURCE, client_for, make_user
+from .conftest import SOURCE, client_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 DEALS = "/api/v1/deals/"
 POINT_PARAMS = ["from_as_of", "from_known_at", "to_as_of", "to_known_at"]
-
-
-@pytest.fixture
-def reader():
-    return client_for(make_user("rita", "reader"))
-
-
-@pytest.fixture
-def auditor():
-    return client_for(make_user("audrey", "auditor"))
-
-
-@pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
 
 
 def diff(client, deal, **params) -> dict:

@@ -15,7 +15,7 @@ from tracker.eventstore.digest import digest_hash, heads_root, take_digest
 from tracker.eventstore.models import LedgerDigest
 from tracker.eventstore.store import verify_stream
 
-from .conftest import client_for, make_user, write_stream
+from .conftest import client_for, write_stream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -33,11 +33,6 @@ FIELDS = {
     "prev_digest",
     "digest",
 }
-
-
-@pytest.fixture
-def auditor():
-    return client_for(make_user("audrey", "auditor"))
 
 
 def test_the_first_request_takes_a_digest_committing_to_every_head(auditor):

@@ -13,15 +13,10 @@ import pytest
 from tracker.deals.models import Organisation
 from tracker.eventstore.store import iter_stream_ids, stream_version
 
-from .conftest import client_for, make_organisation, make_user, note_event, opening
+from .conftest import client_for, make_organisation, note_event, opening
 
 pytestmark = [pytest.mark.django_db]
 DEALS = "/api/v1/deals/"
-
-
-@pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
 
 
 @pytest.fixture

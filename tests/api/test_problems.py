@@ -50,11 +50,6 @@ def note(stream, expected_version: int, text: str = "hello") -> dict:
     }
 
 
-@pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
-
-
 class TestEventStoreErrors:
     def test_stale_expected_version_is_409_with_current_version(self, editor):
         stream = uuid4()

@@ -9,15 +9,10 @@ import pytest
 from tracker.deals.events import EVENT_TYPES
 from tracker.deals.models import Organisation
 
-from .conftest import client_for, make_organisation, make_user
+from .conftest import make_organisation
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ORGS = "/api/v1/organisations/"
-
-
-@pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
 
 
 def errors(response) -> list[str]:

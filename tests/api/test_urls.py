@@ -16,7 +16,7 @@ import pytest
 from tracker.deals.models import Organisation
 from tracker.eventstore.store import stream_version
 
-from .conftest import client_for, make_organisation, make_user, note_event, opening
+from .conftest import client_for, make_organisation, note_event, opening
 
 pytestmark = [pytest.mark.django_db]
 DEALS = "/api/v1/deals/"
@@ -26,11 +26,6 @@ DEALS = "/api/v1/deals/"
 def debug(request, settings) -> bool:
     settings.DEBUG = request.param
     return request.param
-
-
-@pytest.fixture
-def editor():
-    return client_for(make_user("ed", "editor"))
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.deals.diff import compare, deal_diff, diff, escape, patched, tokens, value_at
+from tracker.deals.diff import Change, compare, deal_diff, diff, escape, tokens, value_at
 from tracker.deals.errors import DealNotFound
 from tracker.deals.events import META_TYPES, period_end
 from tracker.deals.replay import fact_statuses, replay_events
@@ -39,6 +41,38 @@ def deal2(*extra: dict[str, Any]) -> list[Any]:
 
 def explained(change: Any) -> list[tuple[int, str]]:
     return [(e.version, e.type) for e in change.explained_by]
+
+
+def patched(document: Any, changes: Iterable[Change | tuple[str, str, Any, Any]]) -> Any:
+    """`document` with the changes applied in order, as JSON Patch would (a copy): what a
+    client applying the diff would hold."""
+    document = copy.deepcopy(document)
+    for change in changes:
+        op, path, _, new = (
+            (change.op, change.path, change.old, change.new)
+            if isinstance(change, Change)
+            else change
+        )
+        parts = tokens(path)
+        if not parts:
+            document = copy.deepcopy(new)
+            continue
+        parent = document
+        for token in parts[:-1]:
+            parent = parent[int(token)] if isinstance(parent, list) else parent[token]
+        last = parts[-1]
+        if isinstance(parent, list):
+            if op == "add":
+                parent.insert(int(last), copy.deepcopy(new))
+            elif op == "remove":
+                del parent[int(last)]
+            else:
+                parent[int(last)] = copy.deepcopy(new)
+        elif op == "remove":
+            del parent[last]
+        else:
+            parent[last] = copy.deepcopy(new)
+    return document
 
 
 class TestDeal2:

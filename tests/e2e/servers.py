@@ -19,17 +19,10 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from bench.stack import attempt, free_port
+from bench.stack import SERVICE_VARIABLES, attempt, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SERVICE_VARIABLES = {
-    "DATABASE_URL",
-    "DATABASE_REPLICA_URL",
-    "CELERY_BROKER_URL",
-    "REDIS_URL",
-    "CACHE_URL",
-}
 
 
 class Server:

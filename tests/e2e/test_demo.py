@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.stack import SERVICE_VARIABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 CURL = re.compile(r"^\s+(curl -s .*)$", re.MULTILINE)
 
@@ -27,20 +29,8 @@ def free_port() -> int:
 
 
 def run_demo(clone: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key
-        not in {
-            "DATABASE_URL",
-            "DATABASE_REPLICA_URL",
-            "CELERY_BROKER_URL",
-            "REDIS_URL",
-            "CACHE_URL",
-            "VIRTUAL_ENV",
-            "DJANGO_SETTINGS_MODULE",
-        }
-    }
+    left_out = SERVICE_VARIABLES | {"VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE"}
+    env = {key: value for key, value in os.environ.items() if key not in left_out}
     return subprocess.Popen(
         ["make", "demo", f"DEMO_PORT={port}"],
         cwd=clone,

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.stack import SERVICE_VARIABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
@@ -38,18 +40,7 @@ print(json.dumps({"after_open": after_open, "stage": row.stage, "version": row.v
 
 
 def test_embedded_mode_projects_at_once_with_no_broker(tmp_path: Path):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key
-        not in {
-            "DATABASE_URL",
-            "DATABASE_REPLICA_URL",
-            "CELERY_BROKER_URL",
-            "REDIS_URL",
-            "CACHE_URL",
-        }
-    }
+    env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
     # The embedded default is a SQLite file beside the code; the test keeps its own elsewhere.
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'embedded.sqlite3'}"
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"

@@ -7,27 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.sse import EventStream
 
 from .servers import ROOT, Server
-from .test_write_races import MODES, note, open_deal
+from .test_write_races import note, open_deal
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(params=MODES)
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    server = Server(tmp_path, request.param)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def append_notes(server: Server, deal: str, count: int, errors: list) -> None:

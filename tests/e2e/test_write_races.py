@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,20 +17,6 @@ pytestmark = pytest.mark.timeout(300)
 
 SOURCE = {"title": "Race test report", "publisher": "unknown", "url": None, "published_on": None}
 OCCURRED = {"date": "2025-03-01", "precision": "month"}
-MODES = [
-    pytest.param("embedded", id="embedded"),
-    pytest.param("postgres", id="postgres", marks=[pytest.mark.postgres, pytest.mark.redis]),
-]
-
-
-@pytest.fixture(params=MODES)
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    server = Server(tmp_path, request.param)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def open_deal(server: Server) -> str:

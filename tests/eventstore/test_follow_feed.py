@@ -36,7 +36,11 @@ def test_prints_each_event_as_it_commits_and_resumes_after_a_cursor(settings):
     settings.EVENT_STREAM_RECHECK_SECONDS = 60  # only a notification can wake it in time
     first = append(uuid4(), [NewEvent(type="NoteAdded", data={"n": 1})], 0).events[0]
     thread, out = follow("--count", "2")
-    time.sleep(0.5)
+    # Once the first event is printed the follower is waiting: only a notification wakes it.
+    deadline = time.monotonic() + 10
+    while not out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert out.getvalue().count("\n") == 1
     later_stream = uuid4()
     committed = time.monotonic()
     append(later_stream, [NewEvent(type="NoteAdded", data={"n": 2})], 0)

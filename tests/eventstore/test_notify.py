@@ -41,11 +41,14 @@ def settled() -> Iterator[None]:
 @pytest.fixture
 def notifications() -> Iterator[Callable[[float], int]]:
     """A connection LISTENing on the channel; yields `count(seconds)`: the notifications that
-    arrive within `seconds` (or had arrived since the last call)."""
+    arrive within `seconds` once every one asked for is sent (or had arrived since the last
+    call)."""
     with psycopg.connect(**connection_params(), autocommit=True) as listener:
         listener.execute(f"LISTEN {CHANNEL}")
 
         def count(seconds: float = QUIET) -> int:
+            # Whatever was asked for is sent first: a count of none is then not a late thread.
+            assert store.settle_announcements()
             return sum(1 for _ in listener.notifies(timeout=seconds))
 
         yield count

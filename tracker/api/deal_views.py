@@ -8,7 +8,7 @@ one read model, and renders. Domain errors (`InvalidEvent`, `DealNotFound`, `Ver
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -332,19 +332,13 @@ class DealStateView(APIView):
 
 def known_at_moment(request: Request, known_at: datetime | None) -> datetime | None:
     """A `known_at` a client asked for, as replay takes it: auditors only (403 otherwise), and
-    to the millisecond, as the API shows `recorded_at`.
-
-    An event shown as recorded at 09:14:03.120Z may have been recorded at 09:14:03.120456; a
-    client that passes that time back must see it, so a time without sub-millisecond digits
-    covers its whole millisecond.
+    covering its whole millisecond, as the API shows `recorded_at` (`replay.to_the_millisecond`).
     """
     if known_at is None:
         return None
     if not has_role(request.user, Role.AUDITOR):
         raise PermissionDenied("`known_at` needs the auditor role.")
-    if known_at.microsecond % 1000:
-        return known_at
-    return known_at + timedelta(microseconds=999)
+    return replay.to_the_millisecond(known_at)
 
 
 class DealTimelineView(APIView):

@@ -7,13 +7,11 @@ from the event store, in the API's event shape.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from django.db.models import Func, IntegerField, QuerySet
-from django.utils.dateparse import parse_datetime
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
@@ -27,7 +25,7 @@ from tracker.deals.roles import Role, has_role
 from tracker.eventstore.models import Event
 
 from .deal_views import parse_query
-from .pagination import ApiCursorPagination
+from .pagination import UtcTimePagination
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
     EventSerializer,
@@ -49,37 +47,10 @@ class CanSeeImports(BasePermission):
         return has_role(request.user, Role.EDITOR) or has_role(request.user, Role.AUDITOR)
 
 
-class _JsonArrayLength(Func):
-    """The length of a JSON array column, computed in the database (the list needs only it)."""
-
-    function = "jsonb_array_length"
-    output_field = IntegerField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return super().as_sql(compiler, connection, function="json_array_length", **extra)
-
-
-def _imports() -> QuerySet[RegisterImport]:
-    return RegisterImport.objects.annotate(refused_count=_JsonArrayLength("refused"))
-
-
-class ImportPagination(ApiCursorPagination):
+class ImportPagination(UtcTimePagination):
     # The newest first, by when they started (an import that stopped has no `finished_at`);
     # the id breaks ties.
     ordering = ("-started_at", "id")
-
-    def clean_position(self, position: str) -> str | None:
-        """`started_at` as DRF writes the positions it issues: aware, in UTC (see
-        DealPagination.clean_position for why a forged one must fail here)."""
-        if super().clean_position(position) is None:
-            return None
-        try:
-            moment = parse_datetime(position)
-            if moment is None or moment.utcoffset() is None:
-                return None
-            return str(moment.astimezone(UTC))
-        except (ValueError, OverflowError):
-            return None
 
 
 class ImportListView(generics.ListAPIView):
@@ -89,7 +60,7 @@ class ImportListView(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[RegisterImport]:
         # The refused rows may be thousands; the list shows only how many.
-        return _imports().defer("refused")
+        return RegisterImport.objects.defer("refused")
 
     @extend_schema(
         operation_id="imports_list",
@@ -124,7 +95,7 @@ class ImportDetailView(APIView):
     )
     def get(self, request: Request, import_id: UUID) -> Response:
         query = parse_query(ImportQuerySerializer, request)
-        found = _imports().filter(id=import_id).first()
+        found = RegisterImport.objects.filter(id=import_id).first()
         if found is None:
             raise NotFound(f"No import {import_id}.")
         limit = min(query["limit"], EVENTS_MAX_LIMIT)

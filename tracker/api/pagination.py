@@ -78,22 +78,11 @@ class ApiCursorPagination(CursorPagination):
         return position
 
 
-class DealPagination(ApiCursorPagination):
-    """Pages of `(updated_at, state as JSON text)` rows, from a queryset or a ProjectedStates."""
-
-    # The newest first; the deal id breaks ties between deals updated at the same instant.
-    ordering = ("-updated_at", "deal_id")
-
-    def _get_position_from_instance(self, instance: Any, ordering: tuple[str, ...]) -> str:
-        updated_at = instance[0]
-        if isinstance(updated_at, str):
-            # ProjectedStates' ISO text of the time in UTC: the position is what DRF writes
-            # from the datetime the ORM would have read, str() of it in UTC.
-            updated_at = datetime.fromisoformat(updated_at).replace(tzinfo=UTC)
-        return str(updated_at)
+class UtcTimePagination(ApiCursorPagination):
+    """Cursor pages ordered first by a time (`ordering[0]`)."""
 
     def clean_position(self, position: str) -> str | None:
-        """`updated_at` in UTC, written as DRF writes the positions it issues (`str()`).
+        """The time in UTC, written as DRF writes the positions it issues (`str()`).
 
         A naive time would be read in the server's zone, so it cannot be one of ours. Any other
         offset is converted here: in the query, SQLite's adapter converts in Python (an
@@ -108,6 +97,21 @@ class DealPagination(ApiCursorPagination):
             return str(moment.astimezone(UTC))
         except (ValueError, OverflowError):
             return None
+
+
+class DealPagination(UtcTimePagination):
+    """Pages of `(updated_at, state as JSON text)` rows, from a queryset or a ProjectedStates."""
+
+    # The newest first; the deal id breaks ties between deals updated at the same instant.
+    ordering = ("-updated_at", "deal_id")
+
+    def _get_position_from_instance(self, instance: Any, ordering: tuple[str, ...]) -> str:
+        updated_at = instance[0]
+        if isinstance(updated_at, str):
+            # ProjectedStates' ISO text of the time in UTC: the position is what DRF writes
+            # from the datetime the ORM would have read, str() of it in UTC.
+            updated_at = datetime.fromisoformat(updated_at).replace(tzinfo=UTC)
+        return str(updated_at)
 
 
 class OrganisationPagination(ApiCursorPagination):

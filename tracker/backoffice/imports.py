@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from tracker.deals.models import RegisterImport, RegisterName
+from tracker.deals.models import RegisterImport
 from tracker.deals.registers.importer import ImportRefused, import_register
 
 from .access import can_record
@@ -79,11 +79,11 @@ def upload_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
         except ImportRefused as refused:
             form.add_error("file", f"The file was refused, nothing was imported: {refused}.")
         else:
-            may_map = admin_site._registry[RegisterName].has_add_permission(request)
             context.update(
                 report=report,
                 report_lines=report.lines(),
-                unresolved=unresolved_links(report.register, report.unresolved, may_map=may_map),
+                # Whoever may import may map names (RegisterNameAdmin.has_add_permission).
+                unresolved=unresolved_links(report.register, report.unresolved, may_map=True),
                 import_url=reverse("admin:deals_registerimport_change", args=[report.import_id]),
                 form=RegisterUploadForm(),
             )

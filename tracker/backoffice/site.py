@@ -40,6 +40,8 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
 
+from .access import can_view_deals
+
 VIEW_ON_SITE = "view_on_site"
 
 
@@ -144,6 +146,33 @@ class GuardedLookups:
 
 class GuardedModelAdmin(GuardedLookups, ModelAdmin):
     """The base of the back office's own admins."""
+
+
+class SeenByDealViewers(GuardedModelAdmin):
+    """An admin whose pages whoever may see deals may see too (`access.can_view_deals`);
+    anything else still needs the model's permissions."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_view_deals(request.user) or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_view_deals(request.user) or super().has_view_permission(request, obj)
+
+
+class RecordAdmin(SeenByDealViewers):
+    """A record of what happened (events, imports): read, never added, changed or deleted by
+    hand, and no bulk actions."""
+
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 def guarded(admin_class: type[ModelAdmin]) -> type[ModelAdmin]:

@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID, uuid4
@@ -497,7 +497,7 @@ def _comparison(
         for end in ("from", "to"):
             points[end] = (
                 _date_param(shown[f"{end}_as_of"], f"{end}_as_of", errors),
-                _to_the_millisecond(
+                replay.to_the_millisecond(
                     _moment_param(shown[f"{end}_known_at"], f"{end}_known_at", errors)
                 ),
             )
@@ -549,14 +549,6 @@ def _point_label(as_of: date | None, known_at: datetime | None) -> str:
 def _moment_text(moment: datetime) -> str:
     """A ledger time as the comparison's inputs show it: UTC, to the millisecond."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-
-
-def _to_the_millisecond(moment: datetime | None) -> datetime | None:
-    """A moment given to the millisecond covers its whole millisecond, as the API's
-    `known_at` does: the inputs show ledger times to the millisecond."""
-    if moment is None or moment.microsecond % 1000:
-        return moment
-    return moment + timedelta(microseconds=999)
 
 
 def export_view(request: HttpRequest, admin_site: AdminSite, deal_id: UUID) -> HttpResponse:

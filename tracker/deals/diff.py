@@ -45,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -159,7 +160,7 @@ def diff(
 ) -> Diff:
     """The paths that differ between the replays at the two points, each with the events that
     explain it (the module's docstring says how). Events in any order, of one stream."""
-    events = sorted(events, key=_version)
+    events = sorted(events, key=attrgetter("version"))
     if deal_id is None and events:
         deal_id = getattr(events[0], "stream_id", None)
     start = replay_events(events, as_of=from_as_of, known_at=from_known_at, deal_id=deal_id)
@@ -281,45 +282,6 @@ def value_at(document: Any, path: str | Sequence[str]) -> Any:
     return value
 
 
-def patched(document: Any, changes: Iterable[Change | tuple[str, str, Any, Any]]) -> Any:
-    """`document` with the changes applied in order, as JSON Patch would (a copy)."""
-    document = _copy(document)
-    for change in changes:
-        op, path, _, new = (
-            (change.op, change.path, change.old, change.new)
-            if isinstance(change, Change)
-            else change
-        )
-        parts = tokens(path)
-        if not parts:
-            document = _copy(new)
-            continue
-        parent = document
-        for token in parts[:-1]:
-            parent = parent[int(token)] if isinstance(parent, list) else parent[token]
-        last = parts[-1]
-        if isinstance(parent, list):
-            if op == "add":
-                parent.insert(int(last), _copy(new))
-            elif op == "remove":
-                del parent[int(last)]
-            else:
-                parent[int(last)] = _copy(new)
-        elif op == "remove":
-            del parent[last]
-        else:
-            parent[last] = _copy(new)
-    return document
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 def _compared(deal: Deal | None) -> dict[str, Any] | None:
     if deal is None:
         return None
@@ -426,7 +388,7 @@ def _as_of_walk(
 
     steps = []
     for day in sorted({*starts, *ends}):
-        entering = sorted(starts.get(day, ()), key=_version)
+        entering = sorted(starts.get(day, ()), key=attrgetter("version"))
         ids = [e.event_id for e in entering]
         if day in ends:
             steps.append(_Step(tuple(ends[day]), state_of(day, frozenset(ids))))
@@ -569,7 +531,3 @@ def _explanation(event: EventLike, by_id: dict[UUID, EventLike]) -> Explanation:
         recorded_at=event.recorded_at,
         names=names,
     )
-
-
-def _version(event: EventLike) -> int:
-    return event.version

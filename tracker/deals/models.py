@@ -146,6 +146,11 @@ class RegisterImport(models.Model):
         state = "" if self.finished_at else ", unfinished"
         return f"{self.register} {self.edition} ({when:%Y-%m-%d %H:%M}{state})"
 
+    @property
+    def refused_count(self) -> int:
+        """Rows refused, as counted with `refused` (0 while the import runs)."""
+        return self.counts.get("rows_refused", 0)
+
 
 class ImportedEvent(models.Model):
     """An event an import appended, so that `/imports/{id}/` can list them in ledger order."""

@@ -29,7 +29,7 @@ import dataclasses
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -190,6 +190,18 @@ def _latest_fact(
         if last is None or key > last:
             last = key
     return last, frozenset(named), by_id
+
+
+def to_the_millisecond(moment: datetime | None) -> datetime | None:
+    """A `known_at` given to the millisecond covers its whole millisecond.
+
+    Ledger times are shown to the millisecond: an event shown as recorded at 09:14:03.120Z may
+    have been recorded at 09:14:03.120456, and a reader who passes that time back must see it.
+    A time with sub-millisecond digits is taken as it is.
+    """
+    if moment is None or moment.microsecond % 1000:
+        return moment
+    return moment + timedelta(microseconds=999)
 
 
 def state(

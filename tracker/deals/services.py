@@ -15,7 +15,6 @@ fails is logged: the events are stored, and the caller is answered as they are.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,8 +57,6 @@ from .models import Organisation
 from .reducer import Deal, apply, changed_fields
 from .replay import fold_key, replay_events
 from .signals import events_recorded
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,23 +600,15 @@ def _store(
 
 
 def _tell(appended: Appended) -> None:
-    """Send `events_recorded`; a receiver that fails is logged, not raised: the events are
-    stored (or will be, with the caller's transaction) whatever a receiver does."""
-    answers = events_recorded.send_robust(
+    """Send `events_recorded` robustly: a receiver that fails is logged (by Django's
+    `send_robust`), not raised, as the events are stored (or will be, with the caller's
+    transaction) whatever a receiver does."""
+    events_recorded.send_robust(
         sender=Deal,
         deal_id=appended.stream_id,
         version=appended.version,
         events=appended.events,
     )
-    for receiver, answer in answers:
-        if isinstance(answer, Exception):
-            logger.error(
-                "A receiver of events_recorded failed (%s) for deal %s at version %s",
-                getattr(receiver, "__qualname__", receiver),
-                appended.stream_id,
-                appended.version,
-                exc_info=answer,
-            )
 
 
 _KEYED_DEALS = UUID("5b0f3c1e-8d4a-4f6e-9a57-3c2d1e0f9b8a")

@@ -195,7 +195,7 @@ class _Announcer:
 
     def _run(self) -> None:
         while True:
-            idle = getattr(settings, "EVENT_NOTIFY_IDLE_SECONDS", 30.0)
+            idle = settings.EVENT_NOTIFY_IDLE_SECONDS
             if not self.wanted.wait(timeout=idle):
                 self._close()
                 self.wanted.wait()
@@ -210,7 +210,7 @@ class _Announcer:
             # At most one notification an interval: the requests made meanwhile are answered
             # together by the next. Each NOTIFY is a transaction that takes PostgreSQL's
             # notification queue lock; one per append cost a quarter of the appends' throughput.
-            pause = getattr(settings, "EVENT_NOTIFY_INTERVAL_SECONDS", 0.01)
+            pause = settings.EVENT_NOTIFY_INTERVAL_SECONDS
             time.sleep(max(0.0, pause - (time.monotonic() - sent_at)))
 
     def _send(self) -> None:

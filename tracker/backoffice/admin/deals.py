@@ -20,12 +20,12 @@ from tracker.deals.models import Organisation
 from tracker.projections.models import DealState
 
 from .. import views
-from ..access import can_record, can_view_deals
-from ..site import GuardedModelAdmin
+from ..access import can_record
+from ..site import SeenByDealViewers
 
 
 @admin.register(DealState)
-class DealStateAdmin(GuardedModelAdmin):
+class DealStateAdmin(SeenByDealViewers):
     list_display = (
         "deal_title",
         "kind",
@@ -108,12 +108,6 @@ class DealStateAdmin(GuardedModelAdmin):
     def change_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # Deal pages are at <uuid>/change/; anything else that reaches here is no deal.
         raise Http404("No such deal.")
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_view_deals(request.user) or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_view_deals(request.user) or super().has_view_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return can_record(request.user)

@@ -22,12 +22,12 @@ from tracker.deals.events import META_TYPES
 from tracker.eventstore.models import Event
 from tracker.projections.models import DealState
 
-from ..access import can_record, can_view_deals
-from ..site import GuardedModelAdmin
+from ..access import can_record
+from ..site import RecordAdmin
 
 
 @admin.register(Event)
-class EventAdmin(GuardedModelAdmin):
+class EventAdmin(RecordAdmin):
     class Media:
         css = {"all": ("backoffice/admin.css",)}
 
@@ -47,7 +47,6 @@ class EventAdmin(GuardedModelAdmin):
     list_display_links = None
     list_per_page = 50
     ordering = ("-position",)
-    actions = None
     show_full_result_count = False
 
     # --- the list ------------------------------------------------------------------------------
@@ -114,24 +113,6 @@ class EventAdmin(GuardedModelAdmin):
         return lookup == "stream__id__exact" or super().lookup_allowed(lookup, value, request)
 
     # --- what may be done ----------------------------------------------------------------------
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_view_deals(request.user) or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_view_deals(request.user) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        return {}
 
     def change_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         raise PermissionDenied("Events are never changed; retract or correct them instead.")

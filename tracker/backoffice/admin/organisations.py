@@ -13,12 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from tracker.deals import history
 from tracker.deals.models import Organisation
 
-from ..access import can_view_deals
-from ..site import GuardedModelAdmin
+from ..site import SeenByDealViewers
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(GuardedModelAdmin):
+class OrganisationAdmin(SeenByDealViewers):
     list_display = ("name", "short_name", "kind", "country", "parent")
     list_filter = ("kind", "country")
     search_fields = ("name", "short_name")
@@ -27,12 +26,7 @@ class OrganisationAdmin(GuardedModelAdmin):
     fields = ("id", "name", "short_name", "kind", "country", "parent")
 
     # Editors and auditors may look organisations up (the register names' autocomplete asks
-    # this admin); changing them still needs the model's permissions.
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_view_deals(request.user) or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_view_deals(request.user) or super().has_view_permission(request, obj)
+    # this admin, SeenByDealViewers); changing them still needs the model's permissions.
 
     # Every view that writes organisations runs inside `edited_by`, so the history triggers
     # record the admin user as the one who made the change (the change form, deletion, and the

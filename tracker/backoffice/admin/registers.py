@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -23,16 +23,16 @@ from tracker.deals.models import ImportedEvent, RegisterImport, RegisterName
 from tracker.projections.models import DealState
 
 from .. import imports
-from ..access import can_record, can_view_deals
+from ..access import can_record
 from ..imports import unresolved_links
-from ..site import GuardedModelAdmin
+from ..site import RecordAdmin, SeenByDealViewers
 
 DEALS_SHOWN = 500
 """An import's page links at most this many of its deals (a first edition touches thousands)."""
 
 
 @admin.register(RegisterName)
-class RegisterNameAdmin(GuardedModelAdmin):
+class RegisterNameAdmin(SeenByDealViewers):
     list_display = ("name", "register", "organisation")
     list_filter = ("register",)
     search_fields = ("name",)
@@ -41,12 +41,6 @@ class RegisterNameAdmin(GuardedModelAdmin):
     list_per_page = 100
 
     # Editors keep the mapping; auditors may read it (it decides which deal a row lands in).
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_view_deals(request.user) or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_view_deals(request.user) or super().has_view_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return can_record(request.user) or super().has_add_permission(request)
@@ -59,7 +53,7 @@ class RegisterNameAdmin(GuardedModelAdmin):
 
 
 @admin.register(RegisterImport)
-class RegisterImportAdmin(GuardedModelAdmin):
+class RegisterImportAdmin(RecordAdmin):
     class Media:
         css = {"all": ("backoffice/admin.css",)}
 
@@ -81,7 +75,6 @@ class RegisterImportAdmin(GuardedModelAdmin):
     search_fields = ("file_name", "=digest", "actor")
     # By start: an import that stopped before its end has no `finished_at`.
     ordering = ("-started_at",)
-    actions = None
     list_per_page = 50
     fields = (
         "register",
@@ -98,6 +91,10 @@ class RegisterImportAdmin(GuardedModelAdmin):
         "deals",
     )
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RegisterImport]:
+        # The refused rows may be thousands; the list shows only how many (`counts`).
+        return super().get_queryset(request).defer("refused")
 
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site
@@ -120,7 +117,7 @@ class RegisterImportAdmin(GuardedModelAdmin):
 
     @admin.display(description="rows refused")
     def rows_refused(self, obj: RegisterImport) -> int:
-        return len(obj.refused)
+        return obj.refused_count
 
     @admin.display(description="names unresolved")
     def names_unresolved(self, obj: RegisterImport) -> int:
@@ -227,24 +224,6 @@ class RegisterImportAdmin(GuardedModelAdmin):
         return super().changelist_view(request, extra)
 
     # --- what may be done: nothing by hand ------------------------------------------------------
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can_view_deals(request.user) or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can_view_deals(request.user) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        return {}
 
     def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         raise PermissionDenied("An import is a record of work done: it is never deleted.")

@@ -584,11 +584,3 @@ def _year(year: int | None, estimate: bool) -> dict[str, Any]:
     if estimate:
         found["estimate"] = True
     return found
-
-
-def unresolved_names(rows: Iterable[RegisterRow]) -> list[str]:
-    """The names among `rows` that no organisation answers to (for a dry run)."""
-    names = _Names.load()
-    return sorted(
-        {n for row in rows for n in (row.supplier, row.recipient) if names.get(n) is None}
-    )

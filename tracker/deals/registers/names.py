@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from .. import history
 from ..models import Organisation, RegisterName
 
 
@@ -23,8 +24,16 @@ class NamesLoaded:
 
 
 @transaction.atomic
-def load_names(text: str) -> NamesLoaded:
+def load_names(text: str, *, actor: str = "load_register_names") -> NamesLoaded:
+    """Map the file's names; organisations it creates are recorded as `actor`'s, via a
+    command, as the admin and the API record theirs."""
     loaded = NamesLoaded()
+    with history.edited_by(actor, via="command"):
+        _load(text, loaded)
+    return loaded
+
+
+def _load(text: str, loaded: NamesLoaded) -> None:
     for row in csv.DictReader(io.StringIO(text)):
         organisation = Organisation.objects.filter(name=row["organisation"]).first()
         if organisation is None:
@@ -38,4 +47,3 @@ def load_names(text: str) -> NamesLoaded:
             register=row["register"], name=row["name"], defaults={"organisation": organisation}
         )
         loaded.mapped += 1
-    return loaded
