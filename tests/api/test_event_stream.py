@@ -3,6 +3,7 @@ served by a real ASGI server (uvicorn, in a thread of the test process) on the t
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ from uuid import UUID, uuid4
 
 import pytest
 import uvicorn
-from django.db import connection, transaction
+from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+from django.core.wsgi import get_wsgi_application
+from django.db import connection, connections, transaction
 from rest_framework.test import APIClient
 
 from bench.stack import free_port
@@ -329,6 +332,53 @@ class TestStreamProtocol:
         with EventStream(server, FEED, token=token(role)) as stream:
             assert stream.status == 200
             assert stream.events(1)[0].json["type"] == "DealOpened"
+
+    @pytest.mark.parametrize("path", [FEED, "/api/v1/deals/{deal}/events/stream/"])
+    def test_head_answers_a_gets_headers_and_ends(self, server, path):
+        (deal,) = open_deals(1)
+        host, port = server.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request(
+                "HEAD", path.format(deal=deal), headers={"Authorization": f"Token {token()}"}
+            )
+            answer = connection.getresponse()
+            assert answer.status == 200
+            assert answer.getheader("Content-Type").startswith("text/event-stream")
+            assert answer.read() == b""
+        finally:
+            connection.close()
+
+    def test_head_ends_under_runserver_too(self, transactional_db):
+        """`make demo`'s server (WSGI): it sends no headers until the body's first bytes, and
+        a HEAD's body is never sent, so a stream followed for it never answered."""
+        (deal,) = open_deals(1)
+        httpd = WSGIServer(("127.0.0.1", 0), WSGIRequestHandler, ipv6=False)
+        httpd.set_app(get_wsgi_application())
+
+        def serve() -> None:
+            try:
+                httpd.serve_forever()
+            finally:
+                connections.close_all()  # the requests' connection, kept across requests
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        connection = http.client.HTTPConnection("127.0.0.1", httpd.server_port, timeout=10)
+        try:
+            connection.request(
+                "HEAD",
+                f"/api/v1/deals/{deal}/events/stream/",
+                headers={"Authorization": f"Token {token()}"},
+            )
+            answer = connection.getresponse()
+            assert answer.status == 200
+            assert answer.getheader("Content-Type").startswith("text/event-stream")
+        finally:
+            connection.close()
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(10)
 
 
 class TestDealStream:

@@ -14,6 +14,7 @@ that id is where it stopped, the query only where it first started.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -104,8 +105,13 @@ class _StreamView(APIView):
         return dict(query.validated_data)
 
     def _stream(self, request: Request, source: Source) -> StreamingHttpResponse:
-        if isinstance(request._request, ASGIRequest):
-            messages: Any = follow_async(source)
+        is_asgi = isinstance(request._request, ASGIRequest)
+        if request.method == "HEAD":
+            # A GET's status and headers, and no stream: a HEAD must end (the server would
+            # otherwise follow the feed for a body it never sends, and never see the client go).
+            messages: Any = _no_messages() if is_asgi else iter(())
+        elif is_asgi:
+            messages = follow_async(source)
         else:
             messages = follow_sync(source)
         response = StreamingHttpResponse(messages, content_type="text/event-stream")
@@ -166,3 +172,8 @@ class DealEventStreamView(_StreamView):
         if stream_version(deal_id) == 0:
             raise DealNotFound(deal_id)
         return self._stream(request, DealSource(deal_id, after_version))
+
+
+async def _no_messages() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
