@@ -323,6 +323,10 @@ REST_FRAMEWORK = {
 }
 
 # API tokens are stored as digests only (django-rest-knox); 0 days means they never expire.
+# How long a process keeps a checked token, its user and roles (tracker.api.token_cache): a
+# revocation through the models is in force at once; one made in raw SQL once this has passed.
+# 0 reads them from the database on every request.
+API_TOKEN_CACHE_SECONDS = env.float("API_TOKEN_CACHE_SECONDS", default=30.0)
 _TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=_TOKEN_TTL_DAYS) if _TOKEN_TTL_DAYS else None,

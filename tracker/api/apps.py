@@ -11,6 +11,10 @@ class ApiConfig(AppConfig):
     def ready(self) -> None:
         from tracker.deals.roles import ensure_role_groups
 
+        from . import revocations
+
+        revocations.connect()
+
         # post_migrate rather than a data migration: it also runs after a test flush empties
         # auth_group. This app has no models, so Django sends it no post_migrate of its own;
         # the handler acts on the auth app's.

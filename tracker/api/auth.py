@@ -7,11 +7,12 @@ SQL cannot use what they read. A token is shown once, when issued.
 Expiry is `REST_KNOX["TOKEN_TTL"]` from settings (None: no expiry); an expired token is refused
 as an invalid one and deleted.
 
-Nothing about a token or its user is cached between requests, so deleting a token, deactivating
-a user or taking a role away takes effect on the next request. On PostgreSQL one query fetches
-the token, its user and the user's role names (the permission checks would otherwise ask for
-the roles in a second query), in SQL written once rather than compiled by the ORM each time,
-and prepared once per database session (tracker.api.prepared).
+On PostgreSQL one query fetches the token, its user and the user's role names (the permission
+checks would otherwise ask for the roles in a second query), in SQL written once rather than
+compiled by the ORM each time, and prepared once per database session (tracker.api.prepared).
+With Redis as the cache, a process keeps what that query returned for a short time, and each
+request confirms it with one Redis read, so deleting a token, deactivating a user or taking a
+role away still takes effect on the next request (tracker.api.token_cache).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from knox.crypto import hash_token
 from knox.models import AuthToken
 from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
+from rest_framework.request import Request
 
+from . import token_cache
 from .prepared import PreparedStatement
 
 # What `issue_token` makes: 64 lowercase hex characters (knox's default, with no prefix).
@@ -45,6 +48,10 @@ class TokenAuthentication(KnoxTokenAuthentication):
     its user on every request.
     """
 
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, AuthToken] | None:
+        self._request = request  # for the token cache; DRF makes an instance per request
+        return super().authenticate(request)
+
     def authenticate_credentials(self, token: bytes) -> tuple[AbstractBaseUser, AuthToken]:
         invalid = exceptions.AuthenticationFailed("Invalid token.")
         try:
@@ -59,7 +66,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
             raise invalid from None
         token_key = key[: CONSTANTS.TOKEN_KEY_LENGTH]
         if connection.vendor == "postgresql":
-            candidates = _candidates_with_roles(token_key)
+            candidates = _candidates_with_roles(token_key, digest, getattr(self, "_request", None))
         else:
             candidates = AuthToken.objects.filter(token_key=token_key).select_related("user")
         for auth_token in candidates:
@@ -98,24 +105,37 @@ _CANDIDATES = PreparedStatement(
 )
 
 
-def _candidates_with_roles(token_key: str) -> list[AuthToken]:
+def _candidates_with_roles(token_key: str, digest: str, request: Any) -> list[AuthToken]:
     """The tokens with this lookup key, each with its user and the user's role names.
 
     One query on PostgreSQL where the ORM needs two: the role names are what
-    tracker.deals.roles.has_role would otherwise ask for on this request.
+    tracker.deals.roles.has_role would otherwise ask for on this request. If this process
+    keeps the presented token's row under the current generation (token_cache.py), that one
+    alone, with no query.
     """
+    # The generation is read before the rows: a revocation committed after it makes the rows
+    # kept here stale.
+    row, generation = token_cache.confirmed(digest, request)
+    if row is not None:
+        return [_token_from(row)]
     with connection.cursor() as cursor:
         _CANDIDATES.execute(cursor, [token_key])
         rows = cursor.fetchall()
-    candidates = []
-    split = len(_TOKEN_FIELDS)
-    for row in rows:
-        auth_token = AuthToken.from_db(connection.alias, _TOKEN_FIELDS, row[:split])
-        user = User.from_db(connection.alias, _USER_FIELDS, row[split:-1])
-        user._role_names = set(row[-1])
-        auth_token.user = user
-        candidates.append(auth_token)
+    candidates = [_token_from(row) for row in rows]
+    if generation is not None:
+        for row, candidate in zip(rows, candidates, strict=True):
+            if compare_digest(digest, candidate.digest):
+                token_cache.keep(digest, generation, row, candidate.user.pk)
     return candidates
+
+
+def _token_from(row: tuple[Any, ...]) -> AuthToken:
+    split = len(_TOKEN_FIELDS)
+    auth_token = AuthToken.from_db(connection.alias, _TOKEN_FIELDS, row[:split])
+    user = User.from_db(connection.alias, _USER_FIELDS, row[split:-1])
+    user._role_names = set(row[-1])
+    auth_token.user = user
+    return auth_token
 
 
 def issue_token(user: AbstractBaseUser, *, revoke_others: bool = False) -> str:

@@ -37,28 +37,31 @@ from rest_framework.settings import api_settings
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1]: the sorted set of granted requests (member: unique id, score: time).
-# ARGV: now, duration (seconds), num_requests, member. Returns {count} when the request is
-# granted (and added), {count, oldest score} when it is refused: count is the number of granted
-# requests in the window.
+# KEYS[1]: the sorted set of granted requests (member: unique id, score: time); KEYS[2], if
+# given: a value to read in the same trip (the API token generation, token_cache.py).
+# ARGV: now, duration (seconds), num_requests, member. Returns {count, generation} when the
+# request is granted (and added), {count, generation, oldest score} when it is refused: count is
+# the number of granted requests in the window, generation KEYS[2]'s value ("" if none).
 _SLIDING_LOG = """
 local now = tonumber(ARGV[1])
 local duration = tonumber(ARGV[2])
+local generation = ''
+if #KEYS > 1 then generation = redis.call('GET', KEYS[2]) or '' end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - duration)
 local count = redis.call('ZCARD', KEYS[1])
 if count >= tonumber(ARGV[3]) then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    return {count, oldest[2]}
+    return {count, generation, oldest[2]}
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], math.ceil(duration * 1000))
-return {count}
+return {count, generation}
 """
 
 _client: redis.Redis | None = None
 _script: Any = None
 _members = itertools.count()
-_EVALSHA, _EVAL, _ONE_KEY = b"EVALSHA", b"EVAL", b"1"
+_EVALSHA, _EVAL = b"EVALSHA", b"EVAL"
 
 
 def _redis_script() -> Any:
@@ -109,20 +112,28 @@ class _OneTripMixin:
         key = self.get_cache_key(request, view)  # type: ignore[attr-defined]
         if key is None:
             return True
-        self.now = self.timer()
+        # Counted already in the round trip that confirmed a kept token (count_with_generation).
+        counted = getattr(request, "_counted_requests", {}).pop(key, None)
+        if counted is None:
+            self.now = self.timer()
+            result = self._count(script, key)
+        else:
+            self.now, result = counted
+        if len(result) == 2:
+            return True
+        self._window = (int(result[0]), float(result[2]))
+        return False
+
+    def _count(self, script: Any, key: str, also_read: bytes | None = None) -> Any:
         member = f"{self.now!r}:{os.getpid()}:{next(_members)}"
-        result = _run(
+        return _run(
             script,
-            cache.make_key(f"throttle-log:{key}"),
+            [cache.make_key(f"throttle-log:{key}").encode(), *([also_read] if also_read else [])],
             repr(self.now),
             str(self.duration),
             str(self.num_requests),
             member,
         )
-        if len(result) == 1:
-            return True
-        self._window = (int(result[0]), float(result[1]))
-        return False
 
     def wait(self) -> float | None:
         window = getattr(self, "_window", None)
@@ -137,28 +148,63 @@ class _OneTripMixin:
         return remaining / float(available)
 
 
-def _run(script: Any, key: str, *args: str) -> Any:
-    """The script's answer for one key: EVALSHA, or EVAL when Redis has not cached it."""
+def _run(script: Any, keys: list[bytes], *args: str) -> Any:
+    """The script's answer: EVALSHA, or EVAL when Redis has not cached it."""
+    parts = [str(len(keys)).encode(), *keys, *(arg.encode() for arg in args)]
+    try:
+        return send(_EVALSHA, script.sha.encode(), *parts)
+    except redis.exceptions.NoScriptError:
+        # Redis restarted or its script cache was flushed; EVAL caches the script again.
+        return send(_EVAL, _SLIDING_LOG.encode(), *parts)
+
+
+def count_with_generation(request: Request, user_pk: Any, generation_key: bytes) -> bytes | None:
+    """Count `request` in its user's rate limit and read `generation_key`, in one round trip.
+
+    For the token cache: a kept token is confirmed by the generation, and the request's own
+    rate limit check then uses this count instead of a second trip. The request is counted
+    before its permissions are checked. None (nothing counted) where the view has no user rate
+    limit or the cache is not Redis; Redis errors are raised.
+    """
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    classes = getattr(view, "throttle_classes", ())
+    if not any(issubclass(cls, UserRateThrottle) for cls in classes):
+        return None
+    throttle = UserRateThrottle()
+    script = _redis_script()
+    if throttle.rate is None or script is None:
+        return None
+    key = throttle.cache_format % {"scope": throttle.scope, "ident": user_pk}
+    throttle.now = throttle.timer()
+    result = throttle._count(script, key, generation_key)
+    counted = request.__dict__.setdefault("_counted_requests", {})
+    counted[key] = (throttle.now, result)
+    return result[1]
+
+
+def redis_client() -> redis.Redis | None:
+    """The Redis client this process keeps for the cache, or None when the cache is not Redis."""
+    return _client if _redis_script() is not None else None
+
+
+def send(*items: bytes) -> Any:
+    """One command, written here, on a pooled connection of the process's client; its answer.
+
+    Only with Redis as the cache (`redis_client()` not None). A connection that fails
+    disconnects itself, and the pool reconnects it when it is next used.
+    """
     assert _client is not None
-    parts = [key.encode(), *(arg.encode() for arg in args)]
     pool = _client.connection_pool
     connection = pool.get_connection()
     try:
-        connection.send_packed_command([_command(_EVALSHA, script.sha.encode(), *parts)])
-        try:
-            return connection.read_response()
-        except redis.exceptions.NoScriptError:
-            # Redis restarted or its script cache was flushed; EVAL caches the script again.
-            connection.send_packed_command([_command(_EVAL, _SLIDING_LOG.encode(), *parts)])
-            return connection.read_response()
+        connection.send_packed_command([_command(*items)])
+        return connection.read_response()
     finally:
-        # A connection that failed has disconnected itself; the pool reconnects it when next used.
         pool.release(connection)
 
 
-def _command(name: bytes, script: bytes, *parts: bytes) -> bytes:
-    """A command of the script on one key in RESP, as redis-py's packer writes it."""
-    items = (name, script, _ONE_KEY, *parts)
+def _command(*items: bytes) -> bytes:
+    """A command in RESP, as redis-py's packer writes it."""
     return b"*%d\r\n" % len(items) + b"".join(
         b"$%d\r\n%s\r\n" % (len(item), item) for item in items
     )
