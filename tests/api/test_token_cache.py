@@ -153,3 +153,26 @@ def test_zero_seconds_keeps_nothing():
     with override_settings(API_TOKEN_CACHE_SECONDS=0):
         assert token_queries(client) == (200, 1)
         assert token_queries(client) == (200, 1)
+
+
+def test_a_kept_token_read_again_is_counted_once_in_the_rate_limit():
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/min"}
+    client = with_token(issue_token(make_user("recounted", "reader")))
+    with override_settings(
+        REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    ):
+        assert token_queries(client) == (200, 1)
+        assert token_queries(client) == (200, 0)
+        # A change elsewhere: the kept row is not confirmed, so it is read again, and the
+        # request is counted once, by the rate limit, not also by the failed confirmation.
+        token_cache._new_generation()
+        assert token_queries(client) == (200, 1)
+        assert token_queries(client) == (429, 0)
+
+
+def test_a_deactivated_users_token_is_not_kept():
+    user = make_user("inactive", "reader")
+    client = with_token(issue_token(user))
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert token_queries(client) == (401, 1)
+    assert token_queries(client) == (401, 1)

@@ -124,7 +124,7 @@ def _candidates_with_roles(token_key: str, digest: str, request: Any) -> list[Au
     candidates = [_token_from(row) for row in rows]
     if generation is not None:
         for row, candidate in zip(rows, candidates, strict=True):
-            if compare_digest(digest, candidate.digest):
+            if candidate.user.is_active and compare_digest(digest, candidate.digest):
                 token_cache.keep(digest, generation, row, candidate.user.pk)
     return candidates
 

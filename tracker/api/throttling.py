@@ -38,15 +38,20 @@ from rest_framework.settings import api_settings
 logger = logging.getLogger(__name__)
 
 # KEYS[1]: the sorted set of granted requests (member: unique id, score: time); KEYS[2], if
-# given: a value to read in the same trip (the API token generation, token_cache.py).
-# ARGV: now, duration (seconds), num_requests, member. Returns {count, generation} when the
-# request is granted (and added), {count, generation, oldest score} when it is refused: count is
-# the number of granted requests in the window, generation KEYS[2]'s value ("" if none).
+# given: the API token generation (token_cache.py), read in the same trip.
+# ARGV: now, duration (seconds), num_requests, member, and with KEYS[2] the generation the
+# caller expects. Returns {count, generation} when the request is granted (and added),
+# {count, generation, oldest score} when it is refused: count is the number of granted
+# requests in the window, generation KEYS[2]'s value ("" if none). With KEYS[2] holding another
+# value than expected, {-1, generation}: nothing counted (the caller's token must be read again).
 _SLIDING_LOG = """
 local now = tonumber(ARGV[1])
 local duration = tonumber(ARGV[2])
 local generation = ''
-if #KEYS > 1 then generation = redis.call('GET', KEYS[2]) or '' end
+if #KEYS > 1 then
+    generation = redis.call('GET', KEYS[2]) or ''
+    if generation ~= ARGV[5] then return {-1, generation} end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - duration)
 local count = redis.call('ZCARD', KEYS[1])
 if count >= tonumber(ARGV[3]) then
@@ -124,16 +129,15 @@ class _OneTripMixin:
         self._window = (int(result[0]), float(result[2]))
         return False
 
-    def _count(self, script: Any, key: str, also_read: bytes | None = None) -> Any:
+    def _count(self, script: Any, key: str, generation: tuple[bytes, bytes] | None = None) -> Any:
+        """Run the script; `generation`: (its key, the value expected there)."""
         member = f"{self.now!r}:{os.getpid()}:{next(_members)}"
-        return _run(
-            script,
-            [cache.make_key(f"throttle-log:{key}").encode(), *([also_read] if also_read else [])],
-            repr(self.now),
-            str(self.duration),
-            str(self.num_requests),
-            member,
-        )
+        keys = [cache.make_key(f"throttle-log:{key}").encode()]
+        args = [repr(self.now), str(self.duration), str(self.num_requests), member]
+        if generation is not None:
+            keys.append(generation[0])
+            args.append(generation[1].decode())
+        return _run(script, keys, *args)
 
     def wait(self) -> float | None:
         window = getattr(self, "_window", None)
@@ -158,17 +162,20 @@ def _run(script: Any, keys: list[bytes], *args: str) -> Any:
         return send(_EVAL, _SLIDING_LOG.encode(), *parts)
 
 
-def count_with_generation(request: Request, user_pk: Any, generation_key: bytes) -> bytes | None:
-    """Count `request` in its user's rate limit and read `generation_key`, in one round trip.
+def count_with_generation(
+    request: Request, user_pk: Any, generation_key: bytes, expected: bytes
+) -> bytes | None:
+    """Read `generation_key` and, if it holds `expected`, count `request` in its user's rate limit:
+    one round trip. Returns the generation read.
 
     For the token cache: a kept token is confirmed by the generation, and the request's own
-    rate limit check then uses this count instead of a second trip. The request is counted
-    before its permissions are checked. None (nothing counted) where the view has no user rate
-    limit or the cache is not Redis; Redis errors are raised.
+    rate limit check then uses this count instead of a second trip. A confirmed request is
+    counted before its permissions are checked; an unconfirmed one is not counted here. None
+    (nothing read) where the view's rate limits are not exactly the project's user limit or the
+    cache is not Redis; Redis errors are raised.
     """
     view = (getattr(request, "parser_context", None) or {}).get("view")
-    classes = getattr(view, "throttle_classes", ())
-    if not any(issubclass(cls, UserRateThrottle) for cls in classes):
+    if UserRateThrottle not in getattr(view, "throttle_classes", ()):
         return None
     throttle = UserRateThrottle()
     script = _redis_script()
@@ -176,9 +183,10 @@ def count_with_generation(request: Request, user_pk: Any, generation_key: bytes)
         return None
     key = throttle.cache_format % {"scope": throttle.scope, "ident": user_pk}
     throttle.now = throttle.timer()
-    result = throttle._count(script, key, generation_key)
-    counted = request.__dict__.setdefault("_counted_requests", {})
-    counted[key] = (throttle.now, result)
+    result = throttle._count(script, key, (generation_key, expected))
+    if result[0] != -1:
+        counted = request.__dict__.setdefault("_counted_requests", {})
+        counted[key] = (throttle.now, result)
     return result[1]
 
 

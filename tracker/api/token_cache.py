@@ -15,11 +15,13 @@ and no process accepts the token any more. A generation is never reused (it is r
 count), so a Redis that restarted empty cannot make old entries current again.
 
 What this does not see, and its bound: a change made without the models' signals (raw SQL,
-`QuerySet.update()` on users or tokens) writes no generation, and is in force in each process
-once its entries age out, `API_TOKEN_CACHE_SECONDS` (30 s by default) at most. Nothing in the
-project revokes that way. Without Redis as the cache, or when Redis cannot be reached, nothing
-is kept and every request reads PostgreSQL, as before. An expired token is refused from the
-expiry kept with it.
+`QuerySet.update()` on users or tokens, a data migration's historical models) writes no
+generation; nor does a revocation whose write to Redis failed twice (logged as an error), and a
+Redis restored from an old snapshot may bring back an old generation. Each is in force in every
+process once its entries age out, `API_TOKEN_CACHE_SECONDS` (30 s by default) at most. Nothing
+in the project revokes without the signals. Only rows of active users are kept. Without
+Redis as the cache, or when Redis cannot be reached, nothing is kept and every request reads
+PostgreSQL, as before. An expired token is refused from the expiry kept with it.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def confirmed(digest: str, request: Any) -> tuple[tuple[Any, ...] | None, bytes 
     try:
         generation = None
         if entry is not None:
-            generation = throttling.count_with_generation(request, entry[3], key)
+            generation = throttling.count_with_generation(request, entry[3], key, entry[0])
         if generation is None:
             generation = throttling.send(_GET, key)
         if not generation:
@@ -98,19 +100,24 @@ def revoke_kept(using: str = "default") -> None:
     that a request which read the old rows while the transaction was open cannot keep them.
     """
     _new_generation()
-    transaction.on_commit(_new_generation, using=using)
+    # Robust: a hook before it that fails must not leave the kept rows current.
+    transaction.on_commit(_new_generation, using=using, robust=True)
 
 
 def _new_generation() -> None:
     _entries.clear()
     if throttling.redis_client() is None:
         return
-    try:
-        throttling.send(_SET, _key(), secrets.token_hex(16).encode())
-    except (redis.RedisError, OSError):
-        logger.error(
-            "Could not tell other processes that API tokens were revoked: they may accept "
-            "the revoked tokens for up to API_TOKEN_CACHE_SECONDS (%s s)",
-            settings.API_TOKEN_CACHE_SECONDS,
-            exc_info=True,
-        )
+    for attempt in range(2):
+        try:
+            throttling.send(_SET, _key(), secrets.token_hex(16).encode())
+            return
+        except (redis.RedisError, OSError):
+            if attempt == 0:
+                continue
+            logger.error(
+                "Could not tell other processes that API tokens were revoked: they may "
+                "accept the revoked tokens for up to API_TOKEN_CACHE_SECONDS (%s s)",
+                settings.API_TOKEN_CACHE_SECONDS,
+                exc_info=True,
+            )
