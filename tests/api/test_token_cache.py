@@ -176,3 +176,15 @@ def test_a_deactivated_users_token_is_not_kept():
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     assert token_queries(client) == (401, 1)
     assert token_queries(client) == (401, 1)
+
+
+def test_any_failure_of_redis_reads_the_token_instead_of_failing(monkeypatch):
+    client = with_token(issue_token(make_user("closed-socket", "reader")))
+    assert token_queries(client) == (200, 1)
+
+    def closed(*items: bytes) -> None:
+        # What redis-py raised once under concurrent requests: not a RedisError.
+        raise ValueError("I/O operation on closed file.")
+
+    monkeypatch.setattr(throttling, "send", closed)
+    assert token_queries(client) == (200, 1)

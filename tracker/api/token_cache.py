@@ -31,7 +31,6 @@ import secrets
 import time
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -75,8 +74,11 @@ def confirmed(digest: str, request: Any) -> tuple[tuple[Any, ...] | None, bytes 
             # entry can hold, whichever process writes it first.
             throttling.send(_SET, key, secrets.token_hex(16).encode(), _NX)
             generation = throttling.send(_GET, key)
-    except (redis.RedisError, OSError):
-        # Unchecked entries must not be trusted: read PostgreSQL until Redis answers again.
+    except Exception:
+        # Not only RedisError: redis-py has raised ValueError from a socket closed under it
+        # (seen with concurrent requests). Unchecked entries must not be trusted, and a request
+        # must not fail for it: read PostgreSQL until Redis answers again.
+        logger.warning("API token cache not used: Redis did not answer", exc_info=True)
         _entries.clear()
         return None, None
     if entry is not None and entry[0] == generation:
@@ -112,7 +114,7 @@ def _new_generation() -> None:
         try:
             throttling.send(_SET, _key(), secrets.token_hex(16).encode())
             return
-        except (redis.RedisError, OSError):
+        except Exception:  # as in confirmed(): not only RedisError
             if attempt == 0:
                 continue
             logger.error(
