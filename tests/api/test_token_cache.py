@@ -47,6 +47,14 @@ def token_queries(client: APIClient, path: str = "/api/v1/events/") -> tuple[int
     return status, sum("EXECUTE tracker_api_token_candidates" in query["sql"] for query in queries)
 
 
+def three_a_minute() -> override_settings:
+    """The user rate limit at 3 requests a minute."""
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/min"}
+    return override_settings(
+        REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    )
+
+
 def test_a_checked_token_is_not_read_again():
     client = with_token(issue_token(make_user("kept", "reader")))
     assert token_queries(client) == (200, 1)
@@ -55,11 +63,8 @@ def test_a_checked_token_is_not_read_again():
 
 
 def test_the_kept_request_is_counted_once_in_the_rate_limit():
-    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/min"}
     client = with_token(issue_token(make_user("counted", "reader")))
-    with override_settings(
-        REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
-    ):
+    with three_a_minute():
         statuses = [token_queries(client) for _ in range(4)]
     assert statuses == [(200, 1), (200, 0), (200, 0), (429, 0)]
 
@@ -156,11 +161,8 @@ def test_zero_seconds_keeps_nothing():
 
 
 def test_a_kept_token_read_again_is_counted_once_in_the_rate_limit():
-    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/min"}
     client = with_token(issue_token(make_user("recounted", "reader")))
-    with override_settings(
-        REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
-    ):
+    with three_a_minute():
         assert token_queries(client) == (200, 1)
         assert token_queries(client) == (200, 0)
         # A change elsewhere: the kept row is not confirmed, so it is read again, and the
