@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-import orjson
 from django.db import connections
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
@@ -183,7 +182,7 @@ class DealDetailView(APIView):
         heal_if_embedded(deal_id)
         row = _projected_state(deal_id, using)
         if row is not None and row[0] >= min_version:
-            return Response(row[1])
+            return Response(json_values([row[1]], request)[0])
         # A replica that has not replayed min_version yet: the primary answers instead.
         require_version(deal_id, min_version, using)
         replayed = replay.state(deal_id, using=using)
@@ -197,7 +196,8 @@ _DEAL_ID = DealState._meta.get_field("deal")
 # than the query and was the largest part of the view.
 _PROJECTED_STATE = PreparedStatement(
     "projected_state",
-    "SELECT {version}, {state} FROM {table} WHERE {deal} = %s AND {state} IS NOT NULL".format(
+    "SELECT {version}, CAST({state} AS text) FROM {table} "
+    "WHERE {deal} = %s AND {state} IS NOT NULL".format(
         version=DealState._meta.get_field("version").column,
         state=DealState._meta.get_field("state").column,
         table=DealState._meta.db_table,
@@ -207,17 +207,13 @@ _PROJECTED_STATE = PreparedStatement(
 )
 
 
-def _projected_state(deal_id: UUID, using: str) -> tuple[int, Any] | None:
-    """The read model's version and state of the deal, or None if it has no state yet."""
+def _projected_state(deal_id: UUID, using: str) -> tuple[int, str] | None:
+    """The read model's version and state (its stored JSON text) of the deal, or None if it
+    has no state yet."""
     connection = connections[using]
     with connection.cursor() as cursor:
         _PROJECTED_STATE.execute(cursor, [_DEAL_ID.get_db_prep_value(deal_id, connection)])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    version, state = row
-    # Django's cursor hands JSON columns over as text on every backend.
-    return version, orjson.loads(state) if isinstance(state, str | bytes) else state
+        return cursor.fetchone()
 
 
 class DealEventsView(BodyRequired, APIView):

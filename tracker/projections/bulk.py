@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-import orjson
 import psycopg
 from django.db import connection
 from django.utils import timezone
@@ -27,11 +26,13 @@ from .models import (
     DealState,
     DealText,
     OrganisationDeal,
+    compact_json,
 )
 
 WRITTEN = ["version", "title", "kind", "stage", "uncertain", "updated_at", "state", "projected_at"]
-_TYPES = ["integer", "text", "text", "text", "boolean", "timestamptz", "jsonb", "timestamptz"]
-_ARRAY = {"jsonb": "%b::text[]::jsonb[]"}  # JSON goes over as text, parsed by the server
+_TYPES = ["integer", "text", "text", "text", "boolean", "timestamptz", "json", "timestamptz"]
+# JSON goes over as text; the `json` column keeps it as written (`models.StoredJSONField`).
+_ARRAY = {"json": "%b::text[]::json[]"}
 
 
 def write_states(rows: list[DealState]) -> None:
@@ -44,7 +45,7 @@ def write_states(rows: list[DealState]) -> None:
     for name in WRITTEN:
         values = [getattr(row, name) for row in rows]
         if name == "state":
-            values = [None if v is None else orjson.dumps(v).decode() for v in values]
+            values = [None if v is None else compact_json(v) for v in values]
         params.append(values)
     arrays = ", ".join(_ARRAY.get(kind, f"%b::{kind}[]") for kind in _TYPES)
     _execute(

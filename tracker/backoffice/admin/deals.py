@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -68,6 +69,11 @@ class DealStateAdmin(SeenByDealViewers):
         ]
 
     # --- the list ------------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DealState]:
+        # The list shows no state; and a `json` column cannot be compared, so a filter that
+        # makes the list DISTINCT would fail with the state selected.
+        return super().get_queryset(request).defer("state")
 
     @admin.display(description="deal", ordering="title")
     def deal_title(self, obj: DealState) -> str:
