@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import BindingDict
 
 from tracker.deals.events import DEAL_KINDS
 from tracker.deals.models import Organisation
@@ -53,6 +56,10 @@ class WholeNumberField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+_bound_fields = threading.local()
+"""Per thread: each ClosedSerializer class's fields, bound to one instance of it."""
+
+
 class ClosedSerializer(serializers.Serializer):
     """Refuses every field it does not declare, each named in the 422's `errors`.
 
@@ -60,9 +67,30 @@ class ClosedSerializer(serializers.Serializer):
     `version`, `event_id`, `hash`): sending one is an error, never silently dropped.
     """
 
+    @cached_property
+    def fields(self) -> BindingDict:
+        """The fields, bound once per class and thread for a top-level input serializer.
+
+        DRF deep-copies every declared field (nested serializers and theirs too) for each
+        serializer made, a fifth of a millisecond for an append's body, a tenth of the
+        request. Checking input leaves fields as they were, so a thread's requests, one after
+        the other, can share one bound set; the context and `partial` they would read from
+        their root are the defaults, as in every request that checks a body.
+        """
+        if self.parent is not None or self.instance is not None or self._context or self.partial:
+            return super().fields
+        templates = _bound_fields.__dict__
+        fields = templates.get(type(self))
+        if fields is None:
+            template = type(self)()
+            fields = templates[type(self)] = serializers.Serializer.fields.func(template)
+        return fields
+
     def to_internal_value(self, data: Any) -> Any:
         unknown: dict[str, list[str]] = {}
-        if isinstance(data, Mapping):
+        if isinstance(data, Mapping) and any(
+            key not in self.fields or self.fields[key].read_only for key in data
+        ):
             known = ", ".join(name for name, field in self.fields.items() if not field.read_only)
             unknown = {
                 str(key)[:100]: [f"unknown field (this object takes: {known})"]
