@@ -47,13 +47,13 @@ from .serializers import (
     AppendManySerializer,
     AppendOneSerializer,
     DealQuerySerializer,
-    EventSerializer,
     OpenDealSerializer,
     ReplayedStateSerializer,
     StateQuerySerializer,
     StreamPageSerializer,
     StreamQuerySerializer,
     TimelineSerializer,
+    event_json,
     format_api_time,
 )
 
@@ -239,7 +239,7 @@ class DealEventsView(BodyRequired, APIView):
         if len(events) == limit:
             params = urlencode({"after_version": events[-1].version, "limit": limit})
             next_url = request.build_absolute_uri(f"{request.path}?{params}")
-        return Response({"results": EventSerializer(events, many=True).data, "next": next_url})
+        return Response({"results": [event_json(e) for e in events], "next": next_url})
 
     @extend_schema(
         operation_id="deals_events_append",
@@ -281,7 +281,7 @@ class DealEventsView(BodyRequired, APIView):
             )
         return Response(
             {
-                "events": EventSerializer(appended.events, many=True).data,
+                "events": [event_json(e) for e in appended.events],
                 "version": appended.version,
             },
             status=201,
@@ -354,7 +354,7 @@ class DealTimelineView(APIView):
                 "version": entries[-1].event.version,
                 "entries": [
                     {
-                        "event": EventSerializer(entry.event).data,
+                        "event": event_json(entry.event),
                         "state": state_json(entry.state_after),
                         "changed": entry.changed,
                     }

@@ -28,10 +28,10 @@ from .deal_views import parse_query
 from .pagination import UtcTimePagination
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
-    EventSerializer,
     ImportDetailSerializer,
     ImportQuerySerializer,
     ImportSerializer,
+    event_json,
 )
 
 EVENTS_MAX_LIMIT = 1000
@@ -111,6 +111,6 @@ class ImportDetailView(APIView):
             next_url = request.build_absolute_uri(f"{request.path}?{params}")
         body = ImportSerializer(found).data
         body["refused"] = found.refused
-        body["events"] = EventSerializer(events, many=True).data
+        body["events"] = [event_json(e) for e in events]
         body["events_next"] = next_url
         return Response(body)

@@ -51,7 +51,7 @@ from tracker.eventstore.records import RecordedEvent
 from tracker.eventstore.store import read_stream
 
 from .renderers import FastJSONRenderer
-from .serializers import EventSerializer
+from .serializers import event_json
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ _renderer = FastJSONRenderer()
 
 def event_message(event_id: str, event: RecordedEvent) -> bytes:
     """One event as a server-sent message: its id, the fixed event name, the feed's JSON."""
-    data = _renderer.render(EventSerializer(event).data)
+    data = _renderer.render(event_json(event))
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode("ascii"), EVENT_NAME, data)
 
 
