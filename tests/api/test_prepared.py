@@ -79,3 +79,25 @@ def test_is_prepared_again_when_the_session_forgot_it():
 
     assert run(SUM, [2, 2, "b"]) == [(4, "b")]
     assert "tracker_api_test_sum" in prepared_names()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_is_prepared_again_when_a_migration_changed_a_returned_column_s_type():
+    # The read model's state went from jsonb to json under running web processes: their
+    # prepared read failed with "cached plan must not change result type".
+    statement = PreparedStatement(
+        "test_retyped", "SELECT v FROM test_retyped WHERE k = %s", ["int"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE test_retyped (k int, v jsonb)")
+        cursor.execute("""INSERT INTO test_retyped VALUES (1, '{"a": 1}')""")
+    try:
+        assert run(statement, [1]) == [('{"a": 1}',)]  # jsonb, handed over as text by Django
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE test_retyped ALTER COLUMN v TYPE json USING v::json")
+        assert run(statement, [1]) == [({"a": 1},)]  # json, decoded by psycopg
+        assert run(statement, [1]) == [({"a": 1},)]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE test_retyped")

@@ -73,6 +73,15 @@ def test_stored_json_texts_are_spliced_as_the_bytes_of_their_decoded_values():
     assert FastJSONRenderer().render(spliced) == JSONRenderer().render({"results": [STATE] * 2})
 
 
+def test_a_state_in_jsonb_s_spaced_printing_is_spliced_compact():
+    # What PostgreSQL's cast from jsonb leaves when a process of the version before writes.
+    spaced = STORED.replace('","', '", "').replace('":', '": ').replace(',"', ', "')
+    assert spaced != STORED
+    request = accepting("application/json")
+    spliced = {"results": json_values([spaced, spaced.encode()], request)}
+    assert FastJSONRenderer().render(spliced) == JSONRenderer().render({"results": [STATE] * 2})
+
+
 @pytest.mark.parametrize("media_type", ["application/json; indent=2", "text/html"])
 def test_json_texts_are_decoded_for_drf_s_renderers(media_type):
     assert json_values([STORED], accepting(media_type)) == [STATE]

@@ -16,6 +16,7 @@ from tracker.deals.events import EVENT_TYPES, META_TYPES
 from tracker.eventstore.export import export_lines
 from tracker.eventstore.models import Event
 from tracker.eventstore.store import read_stream, stream_version
+from tracker.projections.projector import project_deals
 
 from .conftest import BAYKAR, LBA, LEONARDO, SOURCE, YEAR_2025, make_user
 
@@ -422,3 +423,22 @@ def test_an_organisation_with_an_unknown_country_is_refused(superuser: object) -
     assert "XX is not an ISO 3166-1 alpha-2 country code" in response.content.decode()
     assert client.post(url, {**form, "country": "IT"}).status_code == 302
     assert list(Organisation.objects.values_list("name", "country")) == [("Nowhere Aero", "IT")]
+
+
+PARTIES = '<td class="field-party_names">Baykar Technologies (Baykar), Leonardo</td>'
+
+
+def test_the_deal_list_names_the_parties_in_queries_that_do_not_grow_with_the_page(
+    superuser: object, open_deal: Callable[..., UUID], django_assert_max_num_queries: Any
+) -> None:
+    client = client_for(superuser)
+    # Projected here: the on-commit dispatch does not run inside a test's transaction.
+    project_deals([open_deal(title=f"Deal {n}") for n in range(3)], wait=True)
+    with django_assert_max_num_queries(12) as few:
+        response = client.get(reverse("admin:deal_list"))
+    assert response.status_code == 200
+    assert response.content.decode().count(PARTIES) == 3
+    project_deals([open_deal(title=f"Deal {n}") for n in range(3, 12)], wait=True)
+    with django_assert_max_num_queries(len(few)):
+        response = client.get(reverse("admin:deal_list"))
+    assert response.content.decode().count(PARTIES) == 12

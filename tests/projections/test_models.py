@@ -95,3 +95,9 @@ def test_json_lookups_find_the_stored_state(lookup, value):
     assert list(DealState.objects.filter(**{lookup: value}).values_list("deal_id", flat=True)) == [
         deal_id
     ]
+
+
+def test_a_null_test_reads_the_column_without_parsing_it():
+    sql = str(DealState.objects.filter(state__isnull=False).query)
+    assert "IS NOT NULL" in sql
+    assert "jsonb" not in sql

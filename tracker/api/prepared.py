@@ -11,7 +11,8 @@ A statement is prepared the first time it runs on a connection and lives until t
 ends; a new connection (after CONN_MAX_AGE, or a failed health check) prepares it again.
 `PREPARE` is not undone by a rollback, so a statement prepared inside a transaction that then
 fails is still there. PostgreSQL re-plans a prepared statement itself when a table it reads
-changes. What this needs from the deployment: each Django connection is one server session
+changes, unless the change alters the type of a column it returns: then it is prepared
+again here. What this needs from the deployment: each Django connection is one server session
 (no PgBouncer in transaction pooling mode, which may hand the next transaction another one).
 """
 
@@ -22,7 +23,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import ProgrammingError
+from django.db import NotSupportedError, ProgrammingError
 from django.db.backends.utils import CursorWrapper
 from psycopg import errors
 
@@ -70,14 +71,21 @@ class PreparedStatement:
             names.add(self.name)
         try:
             cursor.execute(self._execute, params)
-        except ProgrammingError as error:
-            if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+        except (ProgrammingError, NotSupportedError) as error:
+            cause = error.__cause__
+            if isinstance(cause, errors.InvalidSqlStatementName):
+                # The session forgot it (`DEALLOCATE ALL`, `DISCARD ALL` from a pool's reset).
+                names.discard(self.name)
+            elif not isinstance(cause, errors.FeatureNotSupported):
                 raise
-            # The session forgot it (`DEALLOCATE ALL`, `DISCARD ALL` from a pool's reset):
-            # prepare it again, at once outside a transaction, else on the next request.
-            names.discard(self.name)
+            # Otherwise "cached plan must not change result type": a migration changed the
+            # type of a column it returns, under this session. Either way it is prepared
+            # again, at once outside a transaction, else on the next request.
             if cursor.db.in_atomic_block:
                 raise
+            if self.name in names:
+                cursor.execute(f"DEALLOCATE {self.name}")
+                names.discard(self.name)
             cursor.execute(self._prepare)
             names.add(self.name)
             cursor.execute(self._execute, params)

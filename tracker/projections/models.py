@@ -88,7 +88,9 @@ class StoredJSONField(models.JSONField):
 
     def get_lookup(self, lookup_name: str) -> Any:
         lookup = super().get_lookup(lookup_name)
-        return None if lookup is None else _on_jsonb(lookup)
+        if lookup is None or lookup_name == "isnull":
+            return lookup  # `IS NULL` needs no operator, and a cast would parse every row
+        return _on_jsonb(lookup)
 
     def get_transform(self, name: str) -> Any:
         transform = super().get_transform(name)

@@ -70,11 +70,6 @@ class DealStateAdmin(SeenByDealViewers):
 
     # --- the list ------------------------------------------------------------------------------
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DealState]:
-        # The list shows no state; and a `json` column cannot be compared, so a filter that
-        # makes the list DISTINCT would fail with the state selected.
-        return super().get_queryset(request).defer("state")
-
     @admin.display(description="deal", ordering="title")
     def deal_title(self, obj: DealState) -> str:
         url = reverse("admin:deal_page", args=[obj.deal_id])
@@ -85,18 +80,27 @@ class DealStateAdmin(SeenByDealViewers):
         names = getattr(obj, "_party_names", [])
         return format_html_join(", ", "{}", ((name,) for name in names)) or "—"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DealState]:
+        # Without the state: a filter through a related table makes the admin's list DISTINCT,
+        # which a `json` column cannot take part in. The page's parties are read below.
+        return super().get_queryset(request).defer("state")
+
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         changelist = super().get_changelist_instance(request)
-        # One query for the parties' names of the whole page, not one per row.
+        # One query for the page's parties and one for their names, not one per row.
         rows = list(changelist.result_list)
-        ids = {
-            party["organisation"] for row in rows for party in (row.state or {}).get("parties", [])
+        parties = {
+            deal_id: (state or {}).get("parties", [])
+            for deal_id, state in DealState.objects.filter(
+                deal_id__in=[row.deal_id for row in rows]
+            ).values_list("deal_id", "state")
         }
+        ids = {party["organisation"] for found in parties.values() for party in found}
         names = {str(org.id): str(org) for org in Organisation.objects.filter(id__in=ids)}
         for row in rows:
             row._party_names = [
                 names.get(party["organisation"], party["organisation"])
-                for party in (row.state or {}).get("parties", [])
+                for party in parties.get(row.deal_id, [])
             ]
         return changelist
 
