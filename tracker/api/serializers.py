@@ -87,15 +87,17 @@ class ClosedSerializer(serializers.Serializer):
         return fields
 
     def to_internal_value(self, data: Any) -> Any:
+        fields = self.fields
+        strangers = (
+            [key for key in data if key not in fields or fields[key].read_only]
+            if isinstance(data, Mapping)
+            else []
+        )
         unknown: dict[str, list[str]] = {}
-        if isinstance(data, Mapping) and any(
-            key not in self.fields or self.fields[key].read_only for key in data
-        ):
-            known = ", ".join(name for name, field in self.fields.items() if not field.read_only)
+        if strangers:
+            known = ", ".join(name for name, field in fields.items() if not field.read_only)
             unknown = {
-                str(key)[:100]: [f"unknown field (this object takes: {known})"]
-                for key in data
-                if key not in self.fields or self.fields[key].read_only
+                str(key)[:100]: [f"unknown field (this object takes: {known})"] for key in strangers
             }
         try:
             value = super().to_internal_value(data)

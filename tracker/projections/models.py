@@ -108,7 +108,7 @@ class _QueriedJSONField(models.JSONField):
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         if connection.vendor == "postgresql":
             return super().get_db_prep_value(value, connection, prepared)
-        return StoredJSONField.get_db_prep_value(self, value, connection, prepared)
+        return compact_json(value if prepared else self.get_prep_value(value))
 
 
 class _AsJsonb(models.Func):
