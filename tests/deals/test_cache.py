@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tracker.deals import replay, services
 from tracker.deals.cache import Snapshot, StreamCache, streams
+from tracker.deals.errors import InvalidEvent
 from tracker.deals.models import Organisation
 from tracker.deals.replay import (
     fold_on,
@@ -28,7 +29,7 @@ from tracker.deals.replay import (
 )
 from tracker.deals.services import open_deal, preview_event, record_event
 from tracker.eventstore.errors import VersionConflict
-from tracker.eventstore.store import NewEvent, append, read_stream
+from tracker.eventstore.store import NewEvent, append, read_stream, stream_version
 
 from .builders import BAYKAR, DEAL, LEONARDO, SOURCE, YEAR_2025, fact, opened, recorded
 from .test_replay import fact_data, streams_with_late_facts
@@ -369,6 +370,88 @@ class TestThroughTheServices:
             add_note(deal_id, "at the cached version", month("2025-06-01"), 4)
         assert add_note(deal_id, "at the stored version", month("2025-06-01"), 1).version == 2
         assert stored_state(deal_id).title == "Stored"
+
+
+@pytest.mark.django_db(transaction=True)
+class TestAppendingOntoTheCachedHead:
+    """Outside a transaction an append decides on the cached stream without reading it, and
+    names its head to the store: committed data only, as in a web request."""
+
+    @pytest.fixture(autouse=True)
+    def _organisations(self) -> None:
+        make_organisations()
+
+    def test_an_append_at_the_cached_head_reads_nothing_and_keeps_the_new_head(self) -> None:
+        deal_id = uuid4()
+        titled(deal_id, "Deal", 2)
+        assert streams.get(deal_id).version == 3  # kept by the last append
+
+        with mock.patch.object(replay, "read_stream", wraps=read_stream) as reads:
+            appended = add_note(deal_id, "from the cache", month("2025-07-01"), 3)
+
+        assert reads.call_count == 0
+        assert appended.version == 4
+        kept = streams.get(deal_id)
+        assert [e.event_id for e in kept.events] == [e.event_id for e in read_stream(deal_id)]
+        assert kept.state == stored_state(deal_id)
+
+    def test_a_cached_head_that_is_not_the_stored_one_is_refused_and_read_again(self) -> None:
+        deal_id = uuid4()
+        with transaction.atomic():
+            savepoint = transaction.savepoint()
+            titled(deal_id, "Rolled back", 2)
+            assert preview_note(deal_id).version == 3  # cached from events never committed
+            transaction.savepoint_rollback(savepoint)
+        written_elsewhere(deal_id, "Stored", 2)
+
+        assert add_note(deal_id, "after the stored ones", month("2025-07-01"), 3).version == 4
+
+        assert stored_state(deal_id).title == "Stored"
+        assert streams.get(deal_id).state == stored_state(deal_id)
+
+    def test_rules_refusing_on_a_stale_copy_are_judged_again_on_the_stored_stream(self) -> None:
+        deal_id = uuid4()
+        with transaction.atomic():
+            savepoint = transaction.savepoint()
+            titled(deal_id, "Rolled back", 2)
+            assert preview_note(deal_id).version == 3
+            transaction.savepoint_rollback(savepoint)
+        written_elsewhere(deal_id, "Stored", 2)
+        # Only the stored stream holds this note: the cached copy would refuse to retract it.
+        stored_note = read_stream(deal_id)[1].event_id
+
+        appended = retract(deal_id, stored_note, 3)
+
+        assert appended.version == 4
+        assert stored_note in stored_state(deal_id).retracted
+
+    def test_rules_passing_on_a_stale_copy_are_refused_on_the_stored_stream(self) -> None:
+        deal_id = uuid4()
+        with transaction.atomic():
+            savepoint = transaction.savepoint()
+            titled(deal_id, "Rolled back", 2)
+            rolled_back_note = read_stream(deal_id)[1].event_id
+            assert preview_note(deal_id).version == 3
+            transaction.savepoint_rollback(savepoint)
+        written_elsewhere(deal_id, "Stored", 2)
+
+        # The cached copy holds the note and lets it be retracted; the store refuses the copy,
+        # and on the stored stream there is no such event.
+        with pytest.raises(InvalidEvent, match=r"data\.event_id"):
+            retract(deal_id, rolled_back_note, 3)
+        assert stream_version(deal_id) == 3
+
+
+def retract(deal_id: UUID, event_id: UUID, version: int) -> Any:
+    return record_event(
+        deal_id=deal_id,
+        event_type="FactRetracted",
+        data={"event_id": str(event_id), "reason": "wrong"},
+        occurred=YEAR_2025,
+        source=SOURCE,
+        expected_version=version,
+        actor="alice",
+    )
 
 
 @pytest.mark.django_db(transaction=True)

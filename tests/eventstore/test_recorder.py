@@ -16,6 +16,7 @@ from tracker.eventstore.canonical import GENESIS_HASH
 from tracker.eventstore.errors import (
     IdempotencyKeyReused,
     InvalidCursor,
+    StaleHead,
     UnstorableValue,
     VersionConflict,
 )
@@ -147,6 +148,15 @@ class RecorderContract:
             self.append(stream, [event()], 1)
         assert caught.value.current_version == 2
         assert stream_version(stream, using=self.alias) == 2
+
+    def test_an_expected_head_other_than_the_streams_last_event_is_refused(self):
+        stream = uuid4()
+        first, second = self.append(stream, [event(), event()], 0).events
+        with pytest.raises(StaleHead):
+            self.append(stream, [event()], 2, expected_head=first.hash)
+        assert stream_version(stream, using=self.alias) == 2
+        appended = self.append(stream, [event()], 2, expected_head=second.hash)
+        assert appended.events[0].prev_hash == second.hash
 
     def test_expected_version_zero_means_the_stream_must_not_exist(self):
         stream = uuid4()

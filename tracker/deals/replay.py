@@ -245,6 +245,34 @@ def load(deal_id: UUID, *, using: str = DEFAULT_DB_ALIAS) -> Snapshot:
     return known
 
 
+def cached_at(deal_id: UUID, version: int, *, using: str = DEFAULT_DB_ALIAS) -> Snapshot | None:
+    """The stream as this process last read or wrote it, if that is at `version`; not checked
+    against the store. A writer that decides on it names its last event's hash to the store
+    (`append(expected_head=...)`), which refuses the append if the stream is not that."""
+    cached = streams.get(deal_id, using=using)
+    return cached if cached is not None and cached.version == version else None
+
+
+def remember(
+    deal_id: UUID,
+    known: Snapshot,
+    appended: Sequence[RecordedEvent],
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> None:
+    """Keep `known` grown by `appended`, events just stored and committed, so that the next
+    writer finds the stream cached at its new head.
+
+    Kept only when the store chained the first of them onto `known`'s last event, and when
+    each folds on; otherwise nothing is kept, and the next `load` reads what it lacks.
+    """
+    if not known.events or not appended or appended[0].prev_hash != known.events[-1].hash:
+        return
+    grown = fold_on(known, appended)
+    if grown is not None:
+        streams.put(deal_id, grown, using=using)
+
+
 def _replayed(deal_id: UUID, events: Sequence[RecordedEvent]) -> Snapshot:
     return snapshot(events, replay_events(events, deal_id=deal_id).state if events else None)
 

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from tracker.eventstore.errors import VersionConflict
+from tracker.eventstore.errors import StaleHead, VersionConflict
 from tracker.eventstore.models import IdempotencyKey
 from tracker.eventstore.store import (
     Appended,
@@ -294,6 +294,10 @@ def _record(
     if not proposed:
         raise InvalidEvent.single("events", "at least one event is needed")
     parsed = _parse(proposed, batch=batch, fields_at=fields_at)
+    if idempotency_key is None:
+        appended = _append_onto_cached(deal_id, parsed, expected_version, actor)
+        if appended is not None:
+            return appended
     existing: Sequence[RecordedEvent] = ()
     try:
         known = replay.load(deal_id)
@@ -318,7 +322,44 @@ def _record(
             repeated = [_normalise(p, history, _corrected_data(p, history)) for p in parsed]
             return _store(deal_id, _stored(repeated), expected_version, actor, idempotency_key)
         raise
-    return _store(deal_id, checked.events, expected_version, actor, idempotency_key)
+    appended = _store(deal_id, checked.events, expected_version, actor, idempotency_key)
+    _keep(deal_id, known, appended)
+    return appended
+
+
+def _append_onto_cached(
+    deal_id: UUID, parsed: list[_Parsed], expected_version: int, actor: str
+) -> Appended | None:
+    """Decide on the stream as this process holds it, without reading it again, and append
+    naming its last event; None when that cannot answer, and the caller reads the stream.
+
+    Only the store can say that the copy is what is stored, and it says so under the
+    stream's lock (`expected_head`). Whatever the copy leaves in doubt goes to the caller's
+    path, which reads the stream and judges again: a stale copy (StaleHead), and a refusal by
+    the rules (with a stream moved on since the copy, the client is owed 409 before 422).
+    Inside a caller's transaction the append may still roll back, so it is not kept; there
+    the caller's path is taken.
+    """
+    if transaction.get_connection().in_atomic_block:
+        return None
+    known = replay.cached_at(deal_id, expected_version)
+    if known is None:
+        return None
+    try:
+        checked = _check(deal_id, known, parsed, actor=actor)
+        head = known.events[-1].hash
+        appended = _store(deal_id, checked.events, expected_version, actor, None, head)
+    except (InvalidEvent, StaleHead):
+        return None
+    _keep(deal_id, known, appended)
+    return appended
+
+
+def _keep(deal_id: UUID, known: Snapshot, appended: Appended) -> None:
+    """Cache the stream as it stands after `appended`, unless a caller's transaction may still
+    roll the append back."""
+    if not appended.replayed and not transaction.get_connection().in_atomic_block:
+        replay.remember(deal_id, known, appended.events)
 
 
 def _is_repeat(idempotency_key: str | None) -> bool:
@@ -578,6 +619,7 @@ def _store(
     expected_version: int,
     actor: str,
     idempotency_key: str | None,
+    expected_head: str | None = None,
 ) -> Appended:
     """Append, then tell the projections (they act once the events have committed).
 
@@ -592,7 +634,12 @@ def _store(
     itself, and with the caller's commit inside a caller's transaction.
     """
     appended = append(
-        deal_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
+        deal_id,
+        events,
+        expected_version,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        expected_head=expected_head,
     )
     if not appended.replayed:
         _tell(appended)

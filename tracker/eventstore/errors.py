@@ -62,3 +62,16 @@ class StreamNotFound(EventStoreError):
     def __init__(self, *, stream_id: UUID) -> None:
         self.stream_id = stream_id
         super().__init__(f"no stream {stream_id}")
+
+
+class StaleHead(EventStoreError):
+    """The stream is at the expected version, but its last event is not the one the caller
+    named: what the caller read of it is not what is stored (a cache of a stream that was
+    rolled back, or of a database emptied and filled again)."""
+
+    code = "stale_head"
+
+    def __init__(self, *, stream_id: UUID, expected_version: int) -> None:
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        super().__init__(f"stream {stream_id}: event {expected_version} is not the one expected")

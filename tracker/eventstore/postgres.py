@@ -14,12 +14,13 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 from psycopg.types.json import set_json_loads
 
 from .canonical import canonical_json, split_at_recorded_at
-from .errors import VersionConflict
+from .errors import StaleHead, VersionConflict
 from .recorder import COLUMNS, EVENT_TABLE, STREAM_TABLE, Batch, Recorder, to_utc
 from .records import Appended, RecordedEvent
 
 # Argument types of `eventstore_append` after stream, expected version and actor, one array
-# each: event ids, types, schema versions, data, occurred, source, hash prefixes and suffixes.
+# each: event ids, types, schema versions, data, occurred, source, hash prefixes and suffixes;
+# then the expected head's hash (NULL: not checked).
 _APPEND_ARRAY_TYPES = ("uuid", "text", "integer", "text", "text", "text", "text", "text")
 
 
@@ -30,14 +31,14 @@ def _append_sql(array: str) -> str:
     arrays = ", ".join(array.format(type=name) for name in _APPEND_ARRAY_TYPES)
     return (
         "SELECT o_version, o_position, o_prev_hash, o_hash, o_recorded_at "
-        f"FROM eventstore_append(%b, %b, %b, {arrays})"
+        f"FROM eventstore_append(%b, %b, %b, {arrays}, %b::text)"
     )
 
 
 class PostgresRecorder(Recorder):
-    """Appends through the `eventstore_append` database function (migration 0003), which
-    locks the stream's row, checks the version, chains, inserts and moves the stream on in
-    one round trip; reads rows in binary, already typed."""
+    """Appends through the `eventstore_append` database function (migrations 0003 and 0009),
+    which locks the stream's row, checks the version (and the head's hash, if asked), chains,
+    inserts and moves the stream on in one round trip; reads rows in binary, already typed."""
 
     now_sql = "now()"
     lock_sql = " FOR UPDATE"
@@ -193,8 +194,9 @@ class PostgresRecorder(Recorder):
                 expected_version,
                 actor,
                 *(array[0] for array in arrays),
+                batch.expected_head,
             ]
-        return self.call_append, [stream_id, expected_version, actor, *arrays]
+        return self.call_append, [stream_id, expected_version, actor, *arrays, batch.expected_head]
 
     def _fetch_events(self, sql: str, params: list[Any]) -> list[RecordedEvent]:
         return [RecordedEvent(*row) for row in self._fetch_typed(sql, params)]
@@ -239,11 +241,15 @@ class PostgresRecorder(Recorder):
         return value
 
 
-def _conflict(error: DatabaseError, batch: Batch) -> VersionConflict | None:
+def _conflict(error: DatabaseError, batch: Batch) -> VersionConflict | StaleHead | None:
     """VersionConflict for `batch` when the function's version check refused it (DT409, the
-    current version as detail); None for any other error."""
+    current version as detail), StaleHead when its head check did (DT412); None for any other
+    error."""
     cause = error.__cause__
-    if getattr(cause, "sqlstate", None) != "DT409":
+    state = getattr(cause, "sqlstate", None)
+    if state == "DT412":
+        return StaleHead(stream_id=batch.stream_id, expected_version=batch.expected_version)
+    if state != "DT409":
         return None
     return VersionConflict(
         stream_id=batch.stream_id,

@@ -20,7 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .canonical import GENESIS_HASH, canonical_json, check_storable
-from .errors import IdempotencyKeyReused, VersionConflict
+from .errors import IdempotencyKeyReused, StaleHead, VersionConflict
 from .feed import START, decode_cursor, encode_cursor
 from .records import (
     Appended,
@@ -56,6 +56,8 @@ class Batch:
     bodies: list[Body]
     expected_version: int
     actor: str
+    expected_head: str | None = None
+    """The hash the stream's event `expected_version` must have, if the caller names one."""
 
 
 class Recorder(ABC):
@@ -119,15 +121,18 @@ class Recorder(ABC):
         *,
         actor: str = "",
         idempotency_key: str | None = None,
+        expected_head: str | None = None,
     ) -> Appended:
         """Append events to one stream atomically, as versions expected_version+1 onwards.
 
         Raises VersionConflict if the stream is not at `expected_version` (0: must not exist
         yet). With `idempotency_key`, a repeat of the same request returns what was stored the
         first time and appends nothing; the key used for a different request raises
-        IdempotencyKeyReused.
+        IdempotencyKeyReused. With `expected_head`, StaleHead if the stream's event
+        `expected_version` does not have that hash (checked under the same lock as the
+        version).
         """
-        batch = self._batch(stream_id, events, expected_version, actor)
+        batch = self._batch(stream_id, events, expected_version, actor, expected_head)
         try:
             if idempotency_key:
                 return self._append_once(batch, idempotency_key)
@@ -195,14 +200,19 @@ class Recorder(ABC):
         return [self._append_unkeyed(batch) for batch in batches]
 
     def _batch(
-        self, stream_id: UUID, events: Sequence[NewEvent], expected_version: int, actor: str
+        self,
+        stream_id: UUID,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        actor: str,
+        expected_head: str | None = None,
     ) -> Batch:
         if not events:
             raise ValueError("append needs at least one event")
         if expected_version < 0:
             raise ValueError("expected_version must be >= 0")
         bodies = [_storable_body(event, index) for index, event in enumerate(events)]
-        return Batch(stream_id, events, bodies, expected_version, actor)
+        return Batch(stream_id, events, bodies, expected_version, actor, expected_head)
 
     def _append_unkeyed(self, batch: Batch) -> Appended:
         """An append without an idempotency key; a backend may do it in fewer round trips."""
@@ -249,6 +259,8 @@ class Recorder(ABC):
                     expected_version=batch.expected_version,
                     current_version=current,
                 )
+            if batch.expected_head is not None and head != batch.expected_head:
+                raise StaleHead(stream_id=batch.stream_id, expected_version=current)
             recorded = self._write(cursor, batch, head, now)
             if key:
                 self._store_key(cursor, key, batch.stream_id, fingerprint, recorded)

@@ -72,6 +72,7 @@ def append(
     *,
     actor: str = "",
     idempotency_key: str | None = None,
+    expected_head: str | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> Appended:
     """Append events to one stream atomically, as versions expected_version+1 onwards.
@@ -79,6 +80,9 @@ def append(
     Raises VersionConflict if the stream is not at `expected_version` (0: must not exist yet).
     With `idempotency_key`, a repeat of the same request returns what was stored the first time
     and appends nothing; the key used for a different request raises IdempotencyKeyReused.
+    With `expected_head`, StaleHead unless the stream's event `expected_version` has that hash:
+    a caller that decided on a copy of the stream it did not read again is refused if the copy
+    is not what is stored.
 
     On PostgreSQL, once the events commit, the feed's followers are woken by an empty
     notification on `eventstore_appended` (tracker.eventstore.notify), asked for after the
@@ -91,7 +95,12 @@ def append(
     """
     store = recorder(using)
     appended = store.append(
-        stream_id, events, expected_version, actor=actor, idempotency_key=idempotency_key
+        stream_id,
+        events,
+        expected_version,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        expected_head=expected_head,
     )
     if isinstance(store, PostgresRecorder) and not appended.replayed:
         _announce_on_commit(using)
