@@ -1,4 +1,5 @@
-"""Input serializers share their bound fields per thread; each check still stands alone."""
+"""Input serializers (bodies and queries) share their bound fields per thread; each check still
+stands alone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from typing import Any
 import pytest
 from rest_framework import serializers
 
-from tracker.api.serializers import AppendManySerializer, AppendOneSerializer
+from tracker.api.serializers import (
+    AppendManySerializer,
+    AppendOneSerializer,
+    StateQuerySerializer,
+)
 
 
 def body(**changes: Any) -> dict[str, Any]:
@@ -77,3 +82,15 @@ def test_a_serializer_with_a_context_or_partial_binds_its_own_fields(kwargs):
     serializer = AppendOneSerializer(data=body(), **kwargs)
     assert serializer.fields["occurred"].root is serializer
     assert isinstance(serializer.fields["occurred"], serializers.Serializer)
+
+
+def test_query_serializers_share_their_fields_and_still_check_each_query_alone():
+    first = StateQuerySerializer(data={"as_of": "2025-06-01"})
+    assert first.is_valid(), first.errors
+    refused = StateQuerySerializer(data={"as_of": "June"})
+    assert not refused.is_valid()
+    assert set(refused.errors) == {"as_of"}
+    again = StateQuerySerializer(data={})
+    assert again.is_valid(), again.errors
+    assert again.validated_data.get("as_of") is None
+    assert again.fields is first.fields  # bound once for the thread, not per request

@@ -57,15 +57,12 @@ class WholeNumberField(serializers.IntegerField):
 
 
 _bound_fields = threading.local()
-"""Per thread: each ClosedSerializer class's fields, bound to one instance of it."""
+"""Per thread: each InputSerializer class's fields, bound to one instance of it."""
 
 
-class ClosedSerializer(serializers.Serializer):
-    """Refuses every field it does not declare, each named in the 422's `errors`.
-
-    So a client cannot set what the server sets (`actor`, `recorded_at`, `position`,
-    `version`, `event_id`, `hash`): sending one is an error, never silently dropped.
-    """
+class InputSerializer(serializers.Serializer):
+    """A serializer that checks a request's input (its body or its query), whose fields are
+    bound once per class and thread."""
 
     @cached_property
     def fields(self) -> BindingDict:
@@ -85,6 +82,14 @@ class ClosedSerializer(serializers.Serializer):
             template = type(self)()
             fields = templates[type(self)] = serializers.Serializer.fields.func(template)
         return fields
+
+
+class ClosedSerializer(InputSerializer):
+    """Refuses every field it does not declare, each named in the 422's `errors`.
+
+    So a client cannot set what the server sets (`actor`, `recorded_at`, `position`,
+    `version`, `event_id`, `hash`): sending one is an error, never silently dropped.
+    """
 
     def to_internal_value(self, data: Any) -> Any:
         fields = self.fields
@@ -216,7 +221,7 @@ def event_json(event: Any) -> dict[str, Any]:
     }
 
 
-class FeedQuerySerializer(serializers.Serializer):
+class FeedQuerySerializer(InputSerializer):
     after = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -357,7 +362,7 @@ class AppendedSerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="The deal's version after the append.")
 
 
-class DealQuerySerializer(serializers.Serializer):
+class DealQuerySerializer(InputSerializer):
     min_version = serializers.IntegerField(
         required=False,
         min_value=0,
@@ -369,7 +374,7 @@ class DealQuerySerializer(serializers.Serializer):
     )
 
 
-class StreamQuerySerializer(serializers.Serializer):
+class StreamQuerySerializer(InputSerializer):
     after_version = serializers.IntegerField(
         required=False, default=0, min_value=0, max_value=MAX_VERSION
     )
@@ -387,7 +392,7 @@ class StreamPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next page, or null at the end.")
 
 
-class StateQuerySerializer(serializers.Serializer):
+class StateQuerySerializer(InputSerializer):
     as_of = serializers.DateField(
         required=False, help_text="Business date T: facts whose period starts on or before it."
     )
@@ -522,7 +527,7 @@ class ImportSerializer(serializers.Serializer):
     )
 
 
-class ImportQuerySerializer(serializers.Serializer):
+class ImportQuerySerializer(InputSerializer):
     after_position = serializers.IntegerField(
         required=False,
         default=0,
@@ -554,7 +559,7 @@ class ImportDetailSerializer(ImportSerializer):
 # --- deals: the diff between two points in time ----------------------------------------------
 
 
-class DiffQuerySerializer(serializers.Serializer):
+class DiffQuerySerializer(InputSerializer):
     """`/state/`'s `as_of` and `known_at` (StateQuerySerializer's fields, so one rule parses
     both) for each end of the diff: `from_as_of`, `from_known_at`, `to_as_of`, `to_known_at`."""
 
