@@ -42,6 +42,10 @@ With a broker configured (`with-services.sh` sets one), each committed deal is p
 by the projections' on-commit dispatch, as in production; no Celery worker runs, so no
 projection competes with the import.
 
+Then `first_edition_floor`: what reading the file with `csv`, checking each of its facts
+against the catalogue and encoding each as canonical JSON cost alone, beside COPY's time, and
+the best ratio an importer doing only that could reach (`first_edition_floor`'s docstring).
+
 Last, one more first-edition import in a fresh database runs under cProfile; the top 15 by
 cumulative time go to stderr and, with the time of the main parts, into the JSON.
 
@@ -55,6 +59,7 @@ from __future__ import annotations
 
 import cProfile
 import csv
+import gc
 import io
 import os
 import pstats
@@ -509,6 +514,76 @@ def profile_first_edition(template: str, expected: dict[str, int]) -> dict[str, 
     }
 
 
+def first_edition_floor(template: str, copy_seconds: float) -> dict[str, Any]:
+    """What any importer of the first edition that checks its facts as this one must pays in
+    this process before it writes anything, part by part, each the median of ROUNDS:
+
+    - reading the file's rows with the standard library's `csv` (no cell checked);
+    - checking each fact's data against the catalogue (`events.parse_data`), the check the
+      issue asks of every fact;
+    - encoding each event as canonical JSON (`canonical.canonical_json`), the form its hash is
+      computed over.
+
+    Timed with the garbage collector paused, so the floor is the lowest this process shows.
+
+    The facts are those the importer appended, read back from a fresh database. `best_ratio`
+    is COPY's time for the same file (the first edition's median) over the sum of the parts:
+    the ratio an importer doing only these three things would reach.
+    """
+    from tracker.deals.events import parse_data
+    from tracker.deals.registers.importer import import_register
+    from tracker.eventstore.canonical import canonical_json
+    from tracker.eventstore.store import read_all
+
+    content, _, _ = editions(_first_id(ROUNDS + 1))
+    database = ROUND_DATABASE.format("floor")
+    fresh_database(database, template)
+    import_register(content, actor=ACTOR, file_name="bench.csv")
+    events = []
+    page = read_all(limit=10_000)
+    while page.events:
+        events += page.events
+        page = read_all(after=page.next, limit=10_000)
+    drop_database(database, template)
+    bodies = [
+        {"type": e.type, "data": e.data, "occurred": e.occurred, "source": e.source} for e in events
+    ]
+    text = content.decode("utf-8")
+
+    def timed(work: Callable[[], object]) -> float:
+        # With the collector paused, as the projection benchmark's baseline is: a floor taken
+        # at its lowest.
+        times = []
+        for _ in range(ROUNDS):
+            gc.collect()
+            gc.disable()
+            try:
+                started = time.perf_counter()
+                work()
+                times.append(time.perf_counter() - started)
+            finally:
+                gc.enable()
+        return median(times)
+
+    parts = {
+        "csv_reader_s": timed(lambda: list(csv.reader(io.StringIO(text)))),
+        "catalogue_check_s": timed(lambda: [parse_data(e.type, e.data) for e in events]),
+        "canonical_json_s": timed(lambda: [canonical_json(body) for body in bodies]),
+    }
+    floor = sum(parts.values())
+    return {
+        "figure": "first_edition_floor",
+        "events": len(events),
+        **{name: round(value, 4) for name, value in parts.items()},
+        "floor_seconds": round(floor, 4),
+        "copy_seconds": round(copy_seconds, 4),
+        "target_ratio": TARGET_RATIO,
+        "target_seconds": round(copy_seconds / TARGET_RATIO, 4),
+        "best_ratio": round(copy_seconds / floor, 4),
+        "median": f"each part the median of {ROUNDS} runs; copy_seconds from first_edition",
+    }
+
+
 # --- figures ----------------------------------------------------------------------------------
 
 
@@ -615,6 +690,8 @@ def main() -> None:
             [round(value, 2) for value in load_before],
             [round(value, 2) for value in os.getloadavg()],
         ]
+    copy_seconds = next(f["baseline_seconds"] for f in figures if f["figure"] == "first_edition")
+    figures.append(first_edition_floor(template, copy_seconds))
     if PROFILE:
         figures.append(profile_first_edition(template, expected["first_edition"]))
     path = emit("import", figures)
