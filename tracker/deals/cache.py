@@ -9,8 +9,15 @@ cached events are still the stream's first v and only the rest is new. Anything 
 database emptied and filled again, as tests do; events read inside a transaction that then
 rolled back) shows as a missing or different event v, and the stream is read whole.
 
-Only events read from the store are cached, never drafts of events not yet stored: their hashes
-are not known until the store has chained them, and their transaction may still roll back.
+Only events the store has returned are cached: those read, and those an append outside any
+transaction has just stored and committed (`replay.remember`), never drafts of events not yet
+stored, whose hashes are not known until the store has chained them and whose transaction may
+still roll back.
+
+A writer whose client expects the version cached decides on the cached stream without reading
+it, and names the cached head's hash to the store, which refuses the append under the stream's
+lock if that is not the stored head (`services._append_onto_cached`): the cache saves the read,
+never the check.
 """
 
 from __future__ import annotations
