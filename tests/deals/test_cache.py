@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tracker.deals import replay, services
 from tracker.deals.cache import Snapshot, StreamCache, streams
-from tracker.deals.errors import InvalidEvent
+from tracker.deals.errors import DealNotFound, InvalidEvent
 from tracker.deals.models import Organisation
 from tracker.deals.replay import (
     fold_on,
@@ -187,6 +187,15 @@ class TestStreamCache:
         cache.put(a, snapshot_of(3, a))
         cache.put(a, snapshot_of(11, a))
         assert (cache.get(a), cache.size) == (None, (0, 0))
+
+    def test_a_later_snapshot_is_not_replaced_by_an_earlier_one_when_asked(self) -> None:
+        cache = StreamCache()
+        later, earlier = snapshot_of(5), snapshot_of(3)
+        cache.put(DEAL, later)
+        cache.put(DEAL, earlier, unless_later=True)
+        assert cache.get(DEAL) is later
+        cache.put(DEAL, earlier)  # a stream read again is what is stored, whatever was held
+        assert cache.get(DEAL) is earlier
 
     def test_keeps_streams_of_each_database_apart(self) -> None:
         cache = StreamCache()
@@ -440,6 +449,32 @@ class TestAppendingOntoTheCachedHead:
         with pytest.raises(InvalidEvent, match=r"data\.event_id"):
             retract(deal_id, rolled_back_note, 3)
         assert stream_version(deal_id) == 3
+
+    def test_a_cached_deal_that_was_never_stored_is_not_found(self) -> None:
+        deal_id = uuid4()
+        with transaction.atomic():
+            savepoint = transaction.savepoint()
+            titled(deal_id, "Rolled back", 1)
+            assert preview_note(deal_id).version == 2  # cached from events never committed
+            transaction.savepoint_rollback(savepoint)
+
+        with pytest.raises(DealNotFound):
+            add_note(deal_id, "to a deal that is not there", month("2025-07-01"), 2)
+        assert stream_version(deal_id) == 0
+
+    def test_appends_in_a_transaction_managed_by_hand_are_not_kept(self) -> None:
+        deal_id = uuid4()
+        titled(deal_id, "Deal", 1)
+        kept = streams.get(deal_id)
+        transaction.set_autocommit(False)
+        try:
+            add_note(deal_id, "rolled back", month("2025-07-01"), 2)
+            transaction.rollback()
+        finally:
+            transaction.set_autocommit(True)
+
+        assert streams.get(deal_id) is kept
+        assert add_note(deal_id, "stored", month("2025-07-01"), 2).version == 3
 
 
 def retract(deal_id: UUID, event_id: UUID, version: int) -> Any:

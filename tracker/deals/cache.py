@@ -99,11 +99,22 @@ class StreamCache:
                 self._entries.move_to_end((using, stream_id))
             return found
 
-    def put(self, stream_id: UUID, snapshot: Snapshot, *, using: str = DEFAULT_DB_ALIAS) -> None:
-        """Keep `snapshot` as the stream's latest; one of no events or too many is not kept."""
+    def put(
+        self,
+        stream_id: UUID,
+        snapshot: Snapshot,
+        *,
+        using: str = DEFAULT_DB_ALIAS,
+        unless_later: bool = False,
+    ) -> None:
+        """Keep `snapshot` as the stream's latest; one of no events or too many is not kept.
+        With `unless_later`, a snapshot already held at a later version stays."""
         key = (using, stream_id)
         size = len(snapshot.events)
         with self._lock:
+            held = self._entries.get(key)
+            if unless_later and held is not None and held.version > snapshot.version:
+                return
             old = self._entries.pop(key, None)
             if old is not None:
                 self._events -= len(old.events)

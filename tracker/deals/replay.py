@@ -270,7 +270,8 @@ def remember(
         return
     grown = fold_on(known, appended)
     if grown is not None:
-        streams.put(deal_id, grown, using=using)
+        # Another thread may have kept a later head meanwhile: an earlier one does not replace it.
+        streams.put(deal_id, grown, using=using, unless_later=True)
 
 
 def _replayed(deal_id: UUID, events: Sequence[RecordedEvent]) -> Snapshot:

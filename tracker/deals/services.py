@@ -336,11 +336,12 @@ def _append_onto_cached(
     Only the store can say that the copy is what is stored, and it says so under the
     stream's lock (`expected_head`). Whatever the copy leaves in doubt goes to the caller's
     path, which reads the stream and judges again: a stale copy (StaleHead), and a refusal by
-    the rules (with a stream moved on since the copy, the client is owed 409 before 422).
-    Inside a caller's transaction the append may still roll back, so it is not kept; there
-    the caller's path is taken.
+    the rules (with a stream moved on since the copy, the client is owed 409 before 422), and
+    a stream that is not stored at all (a copy read in a transaction that rolled back: the
+    client is owed 404). Inside a caller's transaction the append may still roll back, so it
+    is not kept; there the caller's path is taken.
     """
-    if transaction.get_connection().in_atomic_block:
+    if not _commits_by_itself():
         return None
     known = replay.cached_at(deal_id, expected_version)
     if known is None:
@@ -351,14 +352,25 @@ def _append_onto_cached(
         appended = _store(deal_id, checked.events, expected_version, actor, None, head)
     except (InvalidEvent, StaleHead):
         return None
+    except VersionConflict as conflict:
+        if conflict.current_version == 0:
+            return None
+        raise
     _keep(deal_id, known, appended)
     return appended
+
+
+def _commits_by_itself() -> bool:
+    """Whether an append made now commits as it returns: no atomic block around it, and
+    autocommit on (a transaction managed by hand may still roll back)."""
+    connection = transaction.get_connection()
+    return not connection.in_atomic_block and connection.get_autocommit()
 
 
 def _keep(deal_id: UUID, known: Snapshot, appended: Appended) -> None:
     """Cache the stream as it stands after `appended`, unless a caller's transaction may still
     roll the append back."""
-    if not appended.replayed and not transaction.get_connection().in_atomic_block:
+    if not appended.replayed and _commits_by_itself():
         replay.remember(deal_id, known, appended.events)
 
 
