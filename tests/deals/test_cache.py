@@ -268,6 +268,18 @@ def titled(deal_id: UUID, title: str, notes: int) -> None:
         add_note(deal_id, f"{title} {n}", month("2025-06-01"), n + 1)
 
 
+def cached_then_rolled_back(deal_id: UUID, notes: int) -> list[Any]:
+    """Open `deal_id` with `notes` notes and have this process cache it, in a transaction
+    then rolled back: the cache holds a stream that was never committed. Its events."""
+    with transaction.atomic():
+        savepoint = transaction.savepoint()
+        titled(deal_id, "Rolled back", notes)
+        events = read_stream(deal_id)
+        assert preview_note(deal_id).version == notes + 1  # cached, never committed
+        transaction.savepoint_rollback(savepoint)
+    return events
+
+
 @pytest.mark.django_db
 class TestThroughTheServices:
     @pytest.fixture(autouse=True)
@@ -323,11 +335,7 @@ class TestThroughTheServices:
 
     def test_a_stream_rolled_back_and_written_again_is_read_again(self) -> None:
         deal_id = uuid4()
-        with transaction.atomic():
-            savepoint = transaction.savepoint()
-            titled(deal_id, "Rolled back", 2)
-            assert preview_note(deal_id).version == 3  # cached from events never committed
-            transaction.savepoint_rollback(savepoint)
+        cached_then_rolled_back(deal_id, 2)
         written_elsewhere(deal_id, "Stored", 2)
 
         preview = preview_note(deal_id)
@@ -356,11 +364,7 @@ class TestThroughTheServices:
 
     def test_state_of_a_stream_rolled_back_and_written_again_is_the_stored_one(self) -> None:
         deal_id = uuid4()
-        with transaction.atomic():
-            savepoint = transaction.savepoint()
-            titled(deal_id, "Rolled back", 2)
-            assert preview_note(deal_id).version == 3
-            transaction.savepoint_rollback(savepoint)
+        cached_then_rolled_back(deal_id, 2)
         written_elsewhere(deal_id, "Stored", 2)
 
         assert state(deal_id).state.title == "Stored"
@@ -368,11 +372,7 @@ class TestThroughTheServices:
 
     def test_a_stream_shorter_than_the_cached_one_is_read_again(self) -> None:
         deal_id = uuid4()
-        with transaction.atomic():
-            savepoint = transaction.savepoint()
-            titled(deal_id, "Rolled back", 3)
-            assert preview_note(deal_id).version == 4
-            transaction.savepoint_rollback(savepoint)
+        cached_then_rolled_back(deal_id, 3)
         written_elsewhere(deal_id, "Stored", 0)
 
         with pytest.raises(VersionConflict, match="expected 4, current 1"):
@@ -406,11 +406,7 @@ class TestAppendingOntoTheCachedHead:
 
     def test_a_cached_head_that_is_not_the_stored_one_is_refused_and_read_again(self) -> None:
         deal_id = uuid4()
-        with transaction.atomic():
-            savepoint = transaction.savepoint()
-            titled(deal_id, "Rolled back", 2)
-            assert preview_note(deal_id).version == 3  # cached from events never committed
-            transaction.savepoint_rollback(savepoint)
+        cached_then_rolled_back(deal_id, 2)
         written_elsewhere(deal_id, "Stored", 2)
 
         assert add_note(deal_id, "after the stored ones", month("2025-07-01"), 3).version == 4
@@ -420,11 +416,7 @@ class TestAppendingOntoTheCachedHead:
 
     def test_rules_refusing_on_a_stale_copy_are_judged_again_on_the_stored_stream(self) -> None:
         deal_id = uuid4()
-        with transaction.atomic():
-            savepoint = transaction.savepoint()
-            titled(deal_id, "Rolled back", 2)
-            assert preview_note(deal_id).version == 3
-            transaction.savepoint_rollback(savepoint)
+        cached_then_rolled_back(deal_id, 2)
         written_elsewhere(deal_id, "Stored", 2)
         # Only the stored stream holds this note: the cached copy would refuse to retract it.
         stored_note = read_stream(deal_id)[1].event_id
@@ -436,12 +428,7 @@ class TestAppendingOntoTheCachedHead:
 
     def test_rules_passing_on_a_stale_copy_are_refused_on_the_stored_stream(self) -> None:
         deal_id = uuid4()
-        with transaction.atomic():
-            savepoint = transaction.savepoint()
-            titled(deal_id, "Rolled back", 2)
-            rolled_back_note = read_stream(deal_id)[1].event_id
-            assert preview_note(deal_id).version == 3
-            transaction.savepoint_rollback(savepoint)
+        rolled_back_note = cached_then_rolled_back(deal_id, 2)[1].event_id
         written_elsewhere(deal_id, "Stored", 2)
 
         # The cached copy holds the note and lets it be retracted; the store refuses the copy,
@@ -452,11 +439,7 @@ class TestAppendingOntoTheCachedHead:
 
     def test_a_cached_deal_that_was_never_stored_is_not_found(self) -> None:
         deal_id = uuid4()
-        with transaction.atomic():
-            savepoint = transaction.savepoint()
-            titled(deal_id, "Rolled back", 1)
-            assert preview_note(deal_id).version == 2  # cached from events never committed
-            transaction.savepoint_rollback(savepoint)
+        cached_then_rolled_back(deal_id, 1)
 
         with pytest.raises(DealNotFound):
             add_note(deal_id, "to a deal that is not there", month("2025-07-01"), 2)
