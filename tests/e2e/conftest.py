@@ -1,9 +1,8 @@
-"""The `server` the race and stream tests run against, once per mode (tests/e2e/servers.py)."""
+"""The `server` the race and stream tests run against: once per module and mode (servers.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +14,13 @@ MODES = [
 ]
 
 
-@pytest.fixture(params=MODES)
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    server = Server(tmp_path, request.param)
+@pytest.fixture(params=MODES, scope="module")
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per module and mode: its tests each open deals of their own, and starting a
+    stack (a fresh database migrated, gunicorn, uvicorn, a worker and beat) costs seconds."""
+    server = Server(tmp_path_factory.mktemp(f"server-{request.param}"), request.param)
     try:
         server.start()
         yield server
