@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from uuid import uuid4
 
+import psycopg
 import pytest
 from django.db import connections
 
+from tracker.eventstore.notify import connection_params
 from tracker.eventstore.postgres import PostgresRecorder
-from tracker.eventstore.store import read_all, recorder
+from tracker.eventstore.store import append, read_all, read_stream, recorder
 
 from .test_recorder import RecorderContract, event
 
@@ -58,3 +60,36 @@ class TestPostgresRecorder(RecorderContract):
             plan = json.dumps(cursor.fetchone()[0])
         assert "event_feed_idx" in plan
         assert '"Sort"' not in plan
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+class TestAConnectionTheServerEnded:
+    """A request's first statement may be the store's own (a kept token and a cached stream
+    leave it no other): it checks the connection as Django's cursor would, so a connection
+    that a restart of PostgreSQL ended while it sat idle is replaced, not used (503)."""
+
+    def ended_between_requests(self) -> None:
+        connection = connections["default"]
+        connection.ensure_connection()
+        pid = connection.connection.info.backend_pid
+        with psycopg.connect(**connection_params(), autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+        # As the next request starts (Django's request_started), a connection kept for reuse.
+        connection.close_at = None
+        connection.close_if_unusable_or_obsolete()
+        assert connection.connection is not None
+
+    def test_a_read_of_the_stream_opens_a_new_connection(self):
+        stream = uuid4()
+        append(stream, [event()], 0)
+        self.ended_between_requests()
+
+        assert [e.version for e in read_stream(stream)] == [1]
+
+    def test_an_append_opens_a_new_connection(self):
+        stream = uuid4()
+        append(stream, [event()], 0)
+        self.ended_between_requests()
+
+        assert append(stream, [event()], 1).version == 2

@@ -11,6 +11,7 @@ from uuid import UUID
 import orjson
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg.types.json import set_json_loads
 
 from .canonical import canonical_json, split_at_recorded_at
@@ -96,12 +97,11 @@ class PostgresRecorder(Recorder):
         """Lock, check, chain, insert and move the stream on, in one round trip."""
         sql, params = self._statement(batch)
         connection = self.connection
-        connection.ensure_connection()
         try:
             # Bound on the server rather than quoted into the text as Django's cursor does:
             # quoting arrays of JSON costs more than the append itself. The wrapper still turns
             # driver errors into Django's.
-            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            with connection.wrap_database_errors, psycopg.Cursor(native(connection)) as cursor:
                 cursor.execute(sql, params, prepare=True, binary=True)
                 rows = cursor.fetchall()
         except DatabaseError as error:
@@ -115,15 +115,14 @@ class PostgresRecorder(Recorder):
         """Every stream's `eventstore_append` in one round trip: psycopg's pipeline mode sends
         them all before reading any answer, inside the caller's transaction."""
         connection = self.connection
-        connection.ensure_connection()
-        native = connection.connection
+        session = native(connection)
         cursors: list[psycopg.Cursor[Any]] = []
         try:
             with connection.wrap_database_errors:
-                with native.pipeline():
+                with session.pipeline():
                     for batch in batches:
                         sql, params = self._statement(batch)
-                        cursor = psycopg.Cursor(native)
+                        cursor = psycopg.Cursor(session)
                         cursors.append(cursor)
                         cursor.execute(sql, params, prepare=True, binary=True)
                 # Read once the block has synced: the answers are in, or the first error
@@ -218,8 +217,7 @@ class PostgresRecorder(Recorder):
         plain psycopg.
         """
         connection = self.connection
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        with connection.wrap_database_errors, psycopg.Cursor(native(connection)) as cursor:
             set_json_loads(orjson.loads, cursor)
             cursor.execute(sql, params, prepare=True, binary=True)
             return cursor.fetchall()
@@ -239,6 +237,19 @@ class PostgresRecorder(Recorder):
 
     def id_param(self, value: UUID) -> UUID:
         return value
+
+
+def native(connection: BaseDatabaseWrapper) -> psycopg.Connection[Any]:
+    """The psycopg connection under Django's, for statements Django's cursor would slow down.
+
+    Checked first as Django checks a connection before its own cursors (CONN_HEALTH_CHECKS,
+    once a request): a connection the server dropped while it sat idle, as a restart of
+    PostgreSQL drops them all, is replaced here instead of failing the request with 503. A
+    request whose token is kept and whose stream is cached reaches the database only here.
+    """
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    return connection.connection
 
 
 def _conflict(error: DatabaseError, batch: Batch) -> VersionConflict | StaleHead | None:

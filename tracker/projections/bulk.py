@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tracker.eventstore.models import Stream
+from tracker.eventstore.postgres import native
 
 from .models import (
     DealContract,
@@ -198,10 +199,9 @@ def _insert_empty_rows(where: str) -> str:
 
 
 def _execute(sql: str, params: list[Any]) -> list[Any]:
-    connection.ensure_connection()
     # Parameters in binary (%b): psycopg's text form of an array escapes each element with a
     # regular expression, which for 200 states costs more than the statement.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, psycopg.Cursor(native(connection)) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 
