@@ -12,12 +12,14 @@
 # and full_page_writes on, as production runs; --fast turns them off, for test runs only.
 #
 # The replica (--replica, or SERVICES_REPLICA=1) is a streaming-replication hot standby on
-# another free port, made by `pg_basebackup -R` of the primary: initdb's defaults already give
+# another free port, made by `pg_basebackup -R` of the primary, with a replication slot (so the
+# primary keeps the WAL it has not replayed yet): initdb's defaults already give
 # the primary what it needs (wal_level=replica, max_wal_senders=10, and pg_hba's `host
 # replication all 127.0.0.1/32 trust`). Its URL reaches DIR/env as DATABASE_REPLICA_URL, with
 # no database: it holds the primary's, and the settings read the one DATABASE_URL names.
 # Starting it waits until it has replayed the primary's WAL as of its start, for at most
-# SERVICES_REPLICA_TIMEOUT seconds (30), and fails saying so otherwise.
+# SERVICES_REPLICA_TIMEOUT seconds (30), and fails saying so otherwise. stop-replica first has
+# the primary checkpoint and the replica replay it, so that starting it again is immediate.
 set -euo pipefail
 
 command=${1:?usage: services.sh start|stop|... DIR}
@@ -98,9 +100,13 @@ create_replica() {
     chmod 700 "$dir/replica"
     [ "$(id -u)" = 0 ] && chown "$service_user" "$dir/replica"
     # -c fast: checkpoint at once rather than spread over minutes; -R: standby.signal and
-    # primary_conninfo, so it starts as a standby streaming from the primary.
+    # primary_conninfo, so it starts as a standby streaming from the primary; -C -S: a
+    # replication slot, so the primary keeps the WAL the replica has not received yet. Without
+    # one a replica that falls behind a burst of writes (or is stopped through one) asks for
+    # segments a checkpoint of the primary has removed, and never catches up.
     as_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$dir/replica" \
-        -R -c fast -X stream --no-sync >"$dir/run/basebackup.log" 2>&1 \
+        -R -C -S dealtracker_replica -c fast -X stream --no-sync \
+        >"$dir/run/basebackup.log" 2>&1 \
         || { cat "$dir/run/basebackup.log" >&2; return 1; }
     cat >>"$dir/env" <<ENV
 REPLICA_PORT=$REPLICA_PORT
@@ -109,7 +115,7 @@ ENV
 }
 
 start_replica() {
-    local timeout target replayed deadline
+    local timeout
     timeout=${SERVICES_REPLICA_TIMEOUT:-30}
     if [ ! -d "$dir/replica" ]; then
         create_replica || { rm -rf "$dir/replica"; return 1; }
@@ -119,6 +125,12 @@ start_replica() {
     as_owner "$PG_BIN/pg_ctl" -D "$dir/replica" -l "$dir/run/replica.log" -w -t "$timeout" \
         -o "-c listen_addresses=127.0.0.1 -p $REPLICA_PORT -k $dir/socket $PG_OPTIONS" \
         start >/dev/null || { tail -n 20 "$dir/run/replica.log" >&2; return 1; }
+    await_replay "$timeout"
+}
+
+# Waits until the replica has replayed every commit the primary has made, for at most $1 s.
+await_replay() {
+    local timeout=$1 target replayed deadline
     target=$(primary_position)
     [ -n "$target" ] || { echo "the primary on port $PG_PORT does not answer" >&2; return 1; }
     deadline=$((SECONDS + timeout))
@@ -137,6 +149,17 @@ start_replica() {
 stop_replica() {
     [ -f "$dir/replica/postmaster.pid" ] || return 0
     as_owner "$PG_BIN/pg_ctl" -D "$dir/replica" -m fast -w -t 60 stop >/dev/null || true
+}
+
+# A stopped standby starts again from its last restartpoint, which is the last checkpoint of the
+# primary it replayed, and accepts connections only once it has replayed from there to where it
+# stopped: after minutes of writes, gigabytes, which took more than 30 s on a busy machine. A
+# checkpoint of the primary, replayed before the stop, leaves the restart almost nothing to do.
+stop_replica_for_restart() {
+    [ -f "$dir/replica/postmaster.pid" ] || return 0
+    ask "$PG_PORT" "CHECKPOINT" >/dev/null
+    await_replay "${SERVICES_REPLICA_TIMEOUT:-30}" || true
+    stop_replica
 }
 
 start_redis() {
@@ -220,7 +243,7 @@ stop)
 start-postgres) load_env; start_postgres ;;
 stop-postgres) load_env; stop_postgres ;;
 start-replica) load_env; start_replica ;;
-stop-replica) load_env; stop_replica ;;
+stop-replica) load_env; stop_replica_for_restart ;;
 start-redis) load_env; start_redis ;;
 stop-redis) load_env; stop_redis ;;
 *)

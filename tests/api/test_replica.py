@@ -352,6 +352,30 @@ def silent_server() -> Iterator[Callable[[], int]]:
         listener.close()
 
 
+class TestTheServicesReplica:
+    """What scripts/services.sh sets up, which the tests above stop and start."""
+
+    def test_streams_through_a_slot_so_the_primary_keeps_the_wal_it_needs(self):
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT slot_type, active FROM pg_replication_slots")
+            assert cursor.fetchall() == [("physical", True)]
+
+    def test_starts_again_from_where_it_stopped(self, editor, deal):
+        """A stopped standby replays from its last restartpoint before it takes a connection:
+        stopped after this run's writes, it restarts from past them, not from a checkpoint
+        of the primary made long before (which once took more than the 30 s allowed)."""
+        add_note(editor, deal, "before the stop", expected_version=2)
+        written = primary_wal_position()
+        with replica_stopped():
+            pass
+        redo, replayed = on_replica(
+            "SELECT redo_lsn >= %s::pg_lsn, pg_last_wal_replay_lsn() >= %s::pg_lsn "
+            "FROM pg_control_checkpoint()",
+            [written, written],
+        )
+        assert (redo, replayed) == (True, True)
+
+
 class TestHealth:
     def test_reports_the_replica_and_its_lag(self, editor, deal):
         healthy = APIClient().get("/health/").json()
