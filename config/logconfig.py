@@ -56,6 +56,19 @@ class OneLineFormatter(logging.Formatter):
         return text
 
 
+class RequestWithoutQuery(logging.Filter):
+    """Django's request and security loggers attach the request to each record, and its repr
+    holds the query string, where a client may have put a token (`?token=...`): a JSON
+    formatter writes every such extra. The record keeps the method and path only, as the
+    message and the access log do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = f"{getattr(request, 'method', '')} {getattr(request, 'path', '')}"
+        return True
+
+
 def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
     formatter = (
         {
@@ -77,7 +90,8 @@ def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
             "request_id": {
                 "()": "django_guid.log_filters.CorrelationId",
                 "correlation_id_field": "request_id",
-            }
+            },
+            "request_without_query": {"()": "config.logconfig.RequestWithoutQuery"},
         },
         "formatters": {"main": formatter},
         "handlers": {
@@ -91,7 +105,8 @@ def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
         "loggers": {
             # The access log below says the same, with the request id and the deal.
             "django.server": {"level": "WARNING"},
-            "django.request": {"level": "ERROR"},
+            "django.request": {"level": "ERROR", "filters": ["request_without_query"]},
+            "django.security": {"filters": ["request_without_query"]},
             "django_guid": {"level": "WARNING"},
             "celery.app.trace": {"level": "WARNING"},
         },

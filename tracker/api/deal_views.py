@@ -32,7 +32,7 @@ from tracker.eventstore.store import read_stream, stream_version
 from tracker.projections.dispatch import heal_if_embedded
 from tracker.projections.models import DealState
 
-from .filters import DealFilter, ProblemFilterBackend, names_a_filter
+from .filters import DealFilter, KnownParametersOnly, ProblemFilterBackend, names_a_filter
 from .idempotency import HEADER, idempotency_key
 from .pagination import DealPagination, ProjectedStates
 from .parsers import BodyRequired
@@ -99,7 +99,7 @@ def _require_deal(deal_id: UUID, using: str) -> int:
     return version
 
 
-class DealListView(BodyRequired, generics.ListAPIView):
+class DealListView(KnownParametersOnly, BodyRequired, generics.ListAPIView):
     permission_classes = [CanEdit]
     queryset = DealState.objects.filter(state__isnull=False)
     filter_backends = [ProblemFilterBackend]
@@ -113,8 +113,9 @@ class DealListView(BodyRequired, generics.ListAPIView):
         description=(
             "The newest first (by `updated_at`, then id), in pages linked by `next` and "
             "`previous`. A filter value that cannot be meant (`party=not-a-uuid`, "
-            "`kind=unknown`, `updated_after=yesterday`) is 400 `malformed_request`; a "
-            "well-formed one that matches nothing gives an empty page."
+            "`kind=unknown`, `updated_after=yesterday`), and a parameter that is not one of "
+            "these (`stag=signed`), is 400 `malformed_request`; a well-formed value that "
+            "matches nothing gives an empty page."
         ),
         responses={200: Deal, **problem_responses(400, *AUTHENTICATED)},
     )

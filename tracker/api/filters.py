@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -44,6 +45,7 @@ from tracker.projections.models import (
 )
 
 from .problems import FieldProblem, MalformedRequest
+from .serializers import UNKNOWN_PARAMETER, QuerySerializer
 
 COUNTRY = RegexValidator(r"^[A-Z]{2}\Z", "An ISO 3166-1 alpha-2 code: two capitals, such as IT.")
 CURRENCY = RegexValidator(r"^[A-Z]{3}\Z", "An ISO 4217 code: three capitals, such as EUR.")
@@ -70,6 +72,50 @@ class ProblemFilterBackend(filters.DjangoFilterBackend):
             errors = {name: list(messages) for name, messages in filterset.errors.items()}
             raise MalformedRequest.from_serializer_errors("Invalid query parameters.", errors)
         return filterset.qs
+
+
+class KnownParametersOnly:
+    """For lists: a query parameter that is neither one of their filters nor their pagination's
+    is 400 `malformed_request`, naming it and the parameters there are.
+
+    Ignored, a misspelt filter (`?stag=signed`, `?supplier=GB`) would read as "every deal" and
+    look like an answer. Checked after authentication and permissions, so an anonymous client
+    still gets 401; `format` is DRF's choice of renderer.
+    """
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if request.method not in ("GET", "HEAD") or not request.query_params:
+            return
+        known = known_parameters(getattr(self, "filterset_class", None), self.paginator)  # type: ignore[attr-defined]
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            takes = ", ".join(sorted(known - QuerySerializer.passed))
+            raise MalformedRequest(
+                "Invalid query parameters.",
+                [
+                    FieldProblem(name[:100], UNKNOWN_PARAMETER.format(takes))
+                    for name in unknown[:20]
+                ],
+            )
+
+
+def known_parameters(
+    filterset_class: type[filters.FilterSet] | None, paginator: Any
+) -> frozenset[str]:
+    """The query parameters a list reads: its filters', its paginator's and DRF's `format`."""
+    return _known_parameters(
+        filterset_class,
+        getattr(paginator, "cursor_query_param", None),
+        getattr(paginator, "page_size_query_param", None),
+    )
+
+
+@cache
+def _known_parameters(filterset_class: type | None, *pagination: str | None) -> frozenset[str]:
+    filtered = filterset_class.base_filters if filterset_class is not None else ()
+    names = {*filtered, *pagination, *QuerySerializer.passed}
+    return frozenset(name for name in names if name)
 
 
 def names_a_filter(request: Request, filterset_class: type[filters.FilterSet]) -> bool:

@@ -25,6 +25,7 @@ from tracker.deals.roles import Role, has_role
 from tracker.eventstore.models import Event
 
 from .deal_views import parse_query
+from .filters import KnownParametersOnly
 from .pagination import UtcTimePagination
 from .schema import AUTHENTICATED, problem_responses
 from .serializers import (
@@ -53,7 +54,7 @@ class ImportPagination(UtcTimePagination):
     ordering = ("-started_at", "id")
 
 
-class ImportListView(generics.ListAPIView):
+class ImportListView(KnownParametersOnly, generics.ListAPIView):
     permission_classes = [CanSeeImports]
     serializer_class = ImportSerializer
     pagination_class = ImportPagination

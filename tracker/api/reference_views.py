@@ -15,7 +15,7 @@ from tracker.deals.errors import UnknownEventType
 from tracker.deals.events import EVENT_TYPES, json_schemas
 from tracker.deals.models import Organisation
 
-from .filters import OrganisationFilter, ProblemFilterBackend
+from .filters import KnownParametersOnly, OrganisationFilter, ProblemFilterBackend
 from .pagination import OrganisationPagination
 from .parsers import BodyRequired
 from .permissions import CanEdit, CanRead
@@ -42,7 +42,9 @@ WRITE_ERRORS = problem_responses(400, 413, 422, *AUTHENTICATED)
         responses={201: OrganisationSerializer, **WRITE_ERRORS},
     ),
 )
-class OrganisationListView(ReplicaReads, BodyRequired, generics.ListCreateAPIView):
+class OrganisationListView(
+    ReplicaReads, KnownParametersOnly, BodyRequired, generics.ListCreateAPIView
+):
     permission_classes = [CanEdit]
     queryset = Organisation.objects.all()
     serializer_class = OrganisationSerializer

@@ -6,13 +6,14 @@ import copy
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 from rest_framework.utils.serializer_helpers import BindingDict
 
 from tracker.deals.events import DEAL_KINDS
@@ -91,19 +92,26 @@ class ClosedSerializer(InputSerializer):
     `version`, `event_id`, `hash`): sending one is an error, never silently dropped.
     """
 
+    # The error of a name it does not take (given the names it does), and names it lets
+    # through that are not fields.
+    stranger: ClassVar[str] = "unknown field (this object takes: {})"
+    passed: ClassVar[frozenset[str]] = frozenset()
+
     def to_internal_value(self, data: Any) -> Any:
         fields = self.fields
         strangers = (
-            [key for key in data if key not in fields or fields[key].read_only]
+            [
+                key
+                for key in data
+                if (key not in fields or fields[key].read_only) and key not in self.passed
+            ]
             if isinstance(data, Mapping)
             else []
         )
         unknown: dict[str, list[str]] = {}
         if strangers:
             known = ", ".join(name for name, field in fields.items() if not field.read_only)
-            unknown = {
-                str(key)[:100]: [f"unknown field (this object takes: {known})"] for key in strangers
-            }
+            unknown = {str(key)[:100]: [self.stranger.format(known)] for key in strangers}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as error:
@@ -113,6 +121,18 @@ class ClosedSerializer(InputSerializer):
         if unknown:
             raise serializers.ValidationError(unknown)
         return value
+
+
+UNKNOWN_PARAMETER = "unknown parameter (this endpoint takes: {})"
+
+
+class QuerySerializer(ClosedSerializer):
+    """An endpoint's query parameters: one it does not take is 400 `malformed_request` (through
+    `parse_query`), so that a misspelt `?asof=` is not answered as if it were absent."""
+
+    stranger = UNKNOWN_PARAMETER
+    # DRF's choice of renderer, which any endpoint takes.
+    passed = frozenset({api_settings.URL_FORMAT_OVERRIDE})
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -221,7 +241,7 @@ def event_json(event: Any) -> dict[str, Any]:
     }
 
 
-class FeedQuerySerializer(InputSerializer):
+class FeedQuerySerializer(QuerySerializer):
     after = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -362,7 +382,7 @@ class AppendedSerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="The deal's version after the append.")
 
 
-class DealQuerySerializer(InputSerializer):
+class DealQuerySerializer(QuerySerializer):
     min_version = serializers.IntegerField(
         required=False,
         min_value=0,
@@ -374,7 +394,7 @@ class DealQuerySerializer(InputSerializer):
     )
 
 
-class StreamQuerySerializer(InputSerializer):
+class StreamQuerySerializer(QuerySerializer):
     after_version = serializers.IntegerField(
         required=False, default=0, min_value=0, max_value=MAX_VERSION
     )
@@ -392,7 +412,7 @@ class StreamPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next page, or null at the end.")
 
 
-class StateQuerySerializer(InputSerializer):
+class StateQuerySerializer(QuerySerializer):
     as_of = serializers.DateField(
         required=False, help_text="Business date T: facts whose period starts on or before it."
     )
@@ -527,7 +547,7 @@ class ImportSerializer(serializers.Serializer):
     )
 
 
-class ImportQuerySerializer(InputSerializer):
+class ImportQuerySerializer(QuerySerializer):
     after_position = serializers.IntegerField(
         required=False,
         default=0,
@@ -559,7 +579,7 @@ class ImportDetailSerializer(ImportSerializer):
 # --- deals: the diff between two points in time ----------------------------------------------
 
 
-class DiffQuerySerializer(InputSerializer):
+class DiffQuerySerializer(QuerySerializer):
     """`/state/`'s `as_of` and `known_at` (StateQuerySerializer's fields, so one rule parses
     both) for each end of the diff: `from_as_of`, `from_known_at`, `to_as_of`, `to_known_at`."""
 

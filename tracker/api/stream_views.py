@@ -35,7 +35,7 @@ from .permissions import CanRead
 from .problems import MalformedRequest
 from .renderers import FastJSONRenderer
 from .schema import AUTHENTICATED, problem_responses
-from .serializers import MAX_VERSION, InputSerializer
+from .serializers import MAX_VERSION, QuerySerializer
 from .streaming import DealSource, FeedSource, Source, follow_async, follow_sync
 
 LAST_EVENT_ID = "Last-Event-ID"
@@ -68,7 +68,7 @@ LAST_EVENT_ID_PARAMETER = OpenApiParameter(
 )
 
 
-class FeedStreamQuerySerializer(InputSerializer):
+class FeedStreamQuerySerializer(QuerySerializer):
     after = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -79,7 +79,7 @@ class FeedStreamQuerySerializer(InputSerializer):
     )
 
 
-class DealStreamQuerySerializer(InputSerializer):
+class DealStreamQuerySerializer(QuerySerializer):
     after_version = serializers.IntegerField(
         required=False,
         default=0,
