@@ -41,7 +41,7 @@ def test_sixteen_clients_get_only_expected_answers_and_a_stopped_server_is_count
     try:
         durability = stack.durability()
         deals = prepare(stack, 30)
-        outcome = run(stack.base, stack.editor, deals, seconds=20, clients=16)
+        outcome = run(stack.base, stack.editor, deals, seconds=10, clients=16)
         checks = check_after(stack, deals)
         stack.kill("web")
         refused = run(stack.base, stack.editor, deals, seconds=2, clients=2)
