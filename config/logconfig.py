@@ -12,6 +12,8 @@ import logging
 import re
 from typing import Any
 
+import psycopg
+
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # C0 and DEL, C1 (NEL among them), the line and paragraph separators that some viewers break
 # lines at, and the bidirectional controls that reorder what a reader sees.
@@ -69,6 +71,25 @@ class RequestWithoutQuery(logging.Filter):
         return True
 
 
+class PipelineAbortedAfterAnError(logging.Filter):
+    """Drops psycopg's warning that ending a pipeline failed because an error already ended it.
+
+    The store sends a multi-stream append's statements in one pipeline; when one stream has
+    moved on, its error is raised from the block (and answered 409), and psycopg then logs that
+    closing the pipeline raised `PipelineAborted`: the same error said again, as a warning an
+    operator would chase. Any other warning of psycopg's passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (
+            record.msg == "error ignored terminating %r: %s"
+            and len(args) == 2
+            and isinstance(args[0], psycopg.Pipeline)
+            and isinstance(args[1], psycopg.errors.PipelineAborted)
+        )
+
+
 def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
     formatter = (
         {
@@ -92,6 +113,7 @@ def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
                 "correlation_id_field": "request_id",
             },
             "request_without_query": {"()": "config.logconfig.RequestWithoutQuery"},
+            "pipeline_aborted": {"()": "config.logconfig.PipelineAbortedAfterAnError"},
         },
         "formatters": {"main": formatter},
         "handlers": {
@@ -107,6 +129,7 @@ def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
             "django.server": {"level": "WARNING"},
             "django.request": {"level": "ERROR", "filters": ["request_without_query"]},
             "django.security": {"filters": ["request_without_query"]},
+            "psycopg": {"filters": ["pipeline_aborted"]},
             "django_guid": {"level": "WARNING"},
             "celery.app.trace": {"level": "WARNING"},
         },
