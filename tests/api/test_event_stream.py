@@ -296,6 +296,8 @@ class TestStreamProtocol:
             (None, FEED, {}, 401, "not_authenticated"),
             ("none", FEED, {}, 403, "permission_denied"),
             ("reader", f"{FEED}?after=not-a-cursor", {}, 400, "malformed_request"),
+            ("reader", f"{FEED}?afterr=MTIz", {}, 400, "malformed_request"),
+            ("reader", "/api/v1/deals/{deal}/events/stream/?after=1", {}, 400, "malformed_request"),
             ("reader", FEED, {"Last-Event-ID": "MTIz"}, 400, "malformed_request"),
             ("reader", f"/api/v1/deals/{uuid4()}/events/stream/", {}, 404, "not_found"),
             (
