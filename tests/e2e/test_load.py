@@ -1,4 +1,4 @@
-"""A 20-second version of `make loadtest`, and the load client's counting of what goes wrong."""
+"""A 10-second version of `make loadtest`, and the load client's counting of what goes wrong."""
 
 from __future__ import annotations
 
