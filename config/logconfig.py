@@ -62,7 +62,8 @@ class RequestWithoutQuery(logging.Filter):
     """Django's request and security loggers attach the request to each record, and its repr
     holds the query string, where a client may have put a token (`?token=...`): a JSON
     formatter writes every such extra. The record keeps the method and path only, as the
-    message and the access log do."""
+    message and the access log do. On django.request itself (so that every handler gets the
+    record so) and on the console handler (for django.security's child loggers)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)
@@ -120,7 +121,10 @@ def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": "main",
-                "filters": ["request_id"],
+                # On the handler: django.security logs on a child logger per kind of
+                # refusal (django.security.DisallowedHost, ...), which a filter on the parent
+                # logger would never see.
+                "filters": ["request_id", "request_without_query"],
             }
         },
         "root": {"handlers": ["console"], "level": level},
@@ -128,7 +132,6 @@ def logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
             # The access log below says the same, with the request id and the deal.
             "django.server": {"level": "WARNING"},
             "django.request": {"level": "ERROR", "filters": ["request_without_query"]},
-            "django.security": {"filters": ["request_without_query"]},
             "psycopg": {"filters": ["pipeline_aborted"]},
             "django_guid": {"level": "WARNING"},
             "celery.app.trace": {"level": "WARNING"},

@@ -118,7 +118,14 @@ start_replica() {
     local timeout
     timeout=${SERVICES_REPLICA_TIMEOUT:-30}
     if [ ! -d "$dir/replica" ]; then
-        create_replica || { rm -rf "$dir/replica"; return 1; }
+        # A copy that failed may have made its slot: dropped, or it would keep the primary's
+        # WAL for good and refuse the next attempt's.
+        create_replica || {
+            ask "$PG_PORT" "SELECT pg_drop_replication_slot('dealtracker_replica')
+                FROM pg_replication_slots WHERE slot_name = 'dealtracker_replica'" >/dev/null
+            rm -rf "$dir/replica"
+            return 1
+        }
     fi
     # The same options as the primary (a standby needs settings such as max_connections at
     # least as high as its primary's), on its own port.

@@ -297,7 +297,14 @@ class TestStreamProtocol:
             ("none", FEED, {}, 403, "permission_denied"),
             ("reader", f"{FEED}?after=not-a-cursor", {}, 400, "malformed_request"),
             ("reader", f"{FEED}?afterr=MTIz", {}, 400, "malformed_request"),
-            ("reader", "/api/v1/deals/{deal}/events/stream/?after=1", {}, 400, "malformed_request"),
+            ("reader", "/api/v1/deals/{deal}/events/stream/?from=1", {}, 400, "malformed_request"),
+            (
+                "reader",
+                "/api/v1/deals/{deal}/events/stream/?after=1&after_version=2",
+                {},
+                400,
+                "malformed_request",
+            ),
             ("reader", FEED, {"Last-Event-ID": "MTIz"}, 400, "malformed_request"),
             ("reader", f"/api/v1/deals/{uuid4()}/events/stream/", {}, 404, "not_found"),
             (
@@ -406,6 +413,10 @@ class TestDealStream:
             assert stream.quiet_for(0.3) is True
         assert [m.id for m in resumed] == ["3", "4"]
         assert resumed[0].data == received[2].data
+        # `?after=`, API.md's name for where to resume, is the same as `after_version` here.
+        with EventStream(server, f"{path}?after=3", token=reader) as stream:
+            assert [m.id for m in stream.events(1)] == ["4"]
+            assert stream.quiet_for(0.3) is True
 
 
 class TestConnections:

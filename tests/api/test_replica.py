@@ -356,6 +356,8 @@ class TestTheServicesReplica:
     """What scripts/services.sh sets up, which the tests above stop and start."""
 
     def test_streams_through_a_slot_so_the_primary_keeps_the_wal_it_needs(self):
+        if "SERVICES_DIR" not in os.environ:
+            pytest.skip("a replica of scripts/with-services.sh's, not one set by hand")
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT slot_type, active FROM pg_replication_slots")
             assert cursor.fetchall() == [("physical", True)]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import logging.config
 
 import psycopg
 import pytest
 from django.db import connection
+
+from config.logconfig import logging_config
 
 
 @pytest.mark.postgres
@@ -38,3 +42,32 @@ def test_a_request_on_a_record_keeps_its_method_and_path_only(rf, caplog):
             "Bad: %s", request.path, extra={"request": request}
         )
     assert [r.request for r in caplog.records] == ["GET /api/v1/events/"]
+
+
+@pytest.mark.parametrize("logger", ["django.security.DisallowedHost", "django.security.csrf"])
+def test_the_configured_output_writes_no_query_string_of_a_security_record(rf, logger):
+    """django.security logs on a child logger per refusal: the console handler scrubs it."""
+    config = logging_config(json_lines=True, level="INFO")
+    configurator = logging.config.DictConfigurator(config)
+    out = io.StringIO()
+    # The console handler as configured, writing here.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(configurator.configure_formatter(dict(config["formatters"]["main"])))
+    for name in config["handlers"]["console"]["filters"]:
+        handler.addFilter(configurator.configure_filter(dict(config["filters"][name])))
+    request = rf.get("/api/v1/events/?token=SECRETTOKEN")
+    record = logging.getLogger(logger).makeRecord(
+        logger,
+        logging.ERROR,
+        __file__,
+        1,
+        "Invalid HTTP_HOST header",
+        (),
+        None,
+        extra={"request": request, "status_code": 400},
+    )
+    handler.handle(record)
+    written = out.getvalue()
+    assert "Invalid HTTP_HOST header" in written
+    assert "SECRETTOKEN" not in written
+    assert "GET /api/v1/events/" in written

@@ -7,7 +7,7 @@ tracker.api.streaming: under an ASGI server an asynchronous loop woken by LISTEN
 WSGI server (the embedded demo's `runserver`) a loop that polls.
 
 Where to resume: the `Last-Event-ID` header wins over the query parameter (`after` on the feed,
-`after_version` on a deal's stream). A browser's EventSource reconnects to the URL it was
+`after_version` or `after` on a deal's stream). A browser's EventSource reconnects to the URL it was
 opened with, query included, and sends the id of the last message it got as `Last-Event-ID`:
 that id is where it stopped, the query only where it first started.
 """
@@ -82,11 +82,25 @@ class FeedStreamQuerySerializer(QuerySerializer):
 class DealStreamQuerySerializer(QuerySerializer):
     after_version = serializers.IntegerField(
         required=False,
-        default=0,
         min_value=0,
         max_value=MAX_VERSION,
         help_text="Start after this version (a message's id). Omitted: from version 1.",
     )
+    after = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_VERSION,
+        help_text=(
+            "The same as `after_version`, by the name API.md gives both streams' resume "
+            "parameter (a message's id, here a version)."
+        ),
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        given = {data[name] for name in ("after_version", "after") if name in data}
+        if len(given) > 1:
+            raise serializers.ValidationError({"after": "Two different versions to start after."})
+        return {"after_version": given.pop() if given else 0}
 
 
 class _StreamView(APIView):
@@ -97,10 +111,16 @@ class _StreamView(APIView):
         data = request.query_params.dict()
         header = request.headers.get(LAST_EVENT_ID, "")
         if header:
+            # It wins over the query's start, under either name.
+            data.pop("after", None)
             data[field] = header
         query = serializer_class(data=data)
         if not query.is_valid():
-            where = f"The {LAST_EVENT_ID} header" if header else "A query parameter"
+            where = (
+                f"The {LAST_EVENT_ID} header"
+                if header and field in query.errors
+                else "A query parameter"
+            )
             raise MalformedRequest.from_serializer_errors(f"{where} is invalid.", query.errors)
         return dict(query.validated_data)
 
