@@ -11,6 +11,16 @@ Figures (JSON on stdout and in bench/results/api.json), one per endpoint:
 each against the baseline: `GET /bench/baseline/`, a plain Django view returning a fixed JSON
 body (no authentication, no database) under the same gunicorn, same middleware, same clients.
 
+Beside them, against the same baseline, the floors of bench/urls.py, which place each endpoint
+between the bare view and the least any endpoint of this stack does:
+
+- `get_floor_drf`: `GET /bench/floor/drf/`, the API's authentication, permission, rate limit
+  and renderer around the bare view's fixed body (no database);
+- `post_floor_drf`: the same for a POST of the same note, its body parsed, nothing stored;
+- `post_floor_insert`: a plain Django view storing the note as one row, one prepared INSERT in
+  autocommit, durable (bench/append.py's raw table; no framework, no authentication);
+- `post_floor_drf_insert`: both, the least a durable, authenticated append costs here.
+
 Then, in bench/results/api_replica.json, the three reads again, `<name>_replica`, on a second
 gunicorn whose settings name a PostgreSQL replica (DATABASE_REPLICA_URL), each beside the first
 gunicorn (reading from the primary) in turns in the same rounds: `ratio` is replica over
@@ -122,14 +132,19 @@ def _wait_for_replica(replica_url: str, timeout: float = 60) -> None:
 
 def _prepare() -> tuple[str, list[str]]:
     """The demo data, EXTRA_DEALS more deals, all projected; an editor's token; bench deals."""
+    import psycopg
     from django.core.management import call_command
 
+    from bench.append import RAW_TABLE_SQL
+    from bench.common import database_url
     from tracker.deals.management.commands.seed_demo import org_id, seed
     from tracker.deals.services import open_deal
     from tracker.projections.models import DealState
     from tracker.projections.projector import deals_behind, project_deal
 
     seed()
+    with psycopg.connect(database_url(), autocommit=True) as raw:
+        raw.execute(RAW_TABLE_SQL)  # the floors' table, empty
     parties = [{"organisation": str(org_id(slug)), "role": "partner"} for slug in ("bae", "tusas")]
     occurred = {"date": "2025-01-01", "precision": "year"}
     source = {"title": "bench", "publisher": "unknown"}
@@ -248,7 +263,7 @@ def _run(port: int, token: str | None, request: Request, seconds: float) -> dict
                 errors.append(f"{method} {path}: {status} {content[:200]!r}")
                 break
             if method == "POST":
-                _VERSIONS[number] = json.loads(content)["version"]
+                _VERSIONS[path] = json.loads(content)["version"]
         with lock:
             latencies.extend(mine)
 
@@ -266,7 +281,13 @@ def _run(port: int, token: str | None, request: Request, seconds: float) -> dict
     return {"rate": len(latencies) / elapsed, "latencies": latencies}
 
 
-_VERSIONS: dict[int, int] = {}
+_VERSIONS: dict[str, int] = {}
+"""The version each POST path (one stream per client and endpoint) is at."""
+
+
+def bare_view(number: int) -> tuple[str, str, bytes | None]:
+    """The baseline's request."""
+    return "GET", "/bench/baseline/", None
 
 
 def _reads() -> dict[str, Request]:
@@ -280,9 +301,10 @@ def _reads() -> dict[str, Request]:
     }
 
 
-def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
-    for number in range(CLIENTS):
-        _VERSIONS[number] = 1
+def _note_to(paths: list[str]) -> Request:
+    """A POST of one NoteAdded to client n's path, at the version its last POST returned."""
+    for path in paths:
+        _VERSIONS.setdefault(path, 1)  # the writers' deals are opened at version 1
 
     def note(number: int) -> tuple[str, str, bytes]:
         body = {
@@ -290,24 +312,41 @@ def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
             "data": {"text": f"bench note {uuid.uuid4()}"},
             "occurred": {"date": "2025-06-01", "precision": "month"},
             "source": {"title": "bench", "publisher": "unknown"},
-            "expected_version": _VERSIONS[number],
+            "expected_version": _VERSIONS[paths[number]],
         }
-        return "POST", f"/api/v1/deals/{writers[number]}/events/", json.dumps(body).encode()
+        return "POST", paths[number], json.dumps(body).encode()
 
-    endpoints: dict[str, Request] = {**_reads(), "post_deal_event": note}
-    baseline: Request = lambda n: ("GET", "/bench/baseline/", None)  # noqa: E731
-    rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
-        name: [] for name in endpoints
+    return note
+
+
+def _floor(kind: str) -> Request:
+    return _note_to([f"/bench/floor/{kind}/{uuid.uuid4()}/" for _ in range(CLIENTS)])
+
+
+def endpoints(writers: list[str]) -> dict[str, Request]:
+    """Every figure's request, the reads first: each POST round adds notes to the writers'
+    deals, which then head the list's first page."""
+    return {
+        **_reads(),
+        "get_floor_drf": lambda n: ("GET", "/bench/floor/drf/", None),
+        "post_deal_event": _note_to([f"/api/v1/deals/{deal}/events/" for deal in writers]),
+        "post_floor_drf": _floor("drf"),
+        "post_floor_insert": _floor("insert"),
+        "post_floor_drf_insert": _floor("drf-insert"),
     }
-    _run(port, token, endpoints["get_deal"], WARMUP_SECONDS)
-    _run(port, None, baseline, WARMUP_SECONDS)
+
+
+def _measure(port: int, token: str, writers: list[str]) -> list[dict[str, Any]]:
+    requests = endpoints(writers)
+    rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {name: [] for name in requests}
+    _run(port, token, requests["get_deal"], WARMUP_SECONDS)
+    _run(port, None, bare_view, WARMUP_SECONDS)
     # Every round of the reads before the first POST: each POST round adds a few hundred notes
-    # to the writers' 8 deals, which then head the list's first page, so the page would grow
-    # from round to round and the rounds of `GET /deals/` would not measure the same page.
-    for name, request in endpoints.items():
+    # to the writers' 8 deals, which would grow the list's first page from round to round.
+    for name, request in requests.items():
         for round_number in range(ROUNDS):
             ours = _run(port, token, request, SECONDS)
-            theirs = _run(port, None, baseline, SECONDS)
+            theirs = _run(port, None, bare_view, SECONDS)
             rounds[name].append((ours, theirs))
             log(
                 f"round {round_number + 1}/{ROUNDS} {name}: {ours['rate']:.0f} req/s, "

@@ -5,8 +5,9 @@ PostgreSQL and Redis). This script runs the same gunicorn (bench.settings, 3 syn
 the same 8 client threads for SECONDS per endpoint, and reads each process's CPU time from
 /proc before and after: the CPU seconds of gunicorn's processes, of every PostgreSQL process,
 of Redis, and of this (the client) process, divided by the requests served. One figure per
-endpoint and the bare view, in bench/results/api_cpu.json: `ms_cpu_per_request` by group and
-in total. One measurement each, so read the groups against each other, not to the last digit.
+request of bench/api.py (its endpoints and floors) and the bare view, in
+bench/results/api_cpu.json: `ms_cpu_per_request` by group and in total. One measurement each,
+so read the groups against each other, not to the last digit.
 
 Run: `SERVICES_MODE=--durable scripts/with-services.sh .venv/bin/python -m bench.api_cpu`.
 """
@@ -79,13 +80,14 @@ def main() -> None:
     setup_django()
     from bench import api
 
-    token, _ = api._prepare()
+    token, writers = api._prepare()
     port = api._free_port()
     server = api._start_server(port)
     try:
-        baseline: api.Request = lambda n: ("GET", "/bench/baseline/", None)  # noqa: E731
-        figures = [measure("baseline", lambda: api._run(port, None, baseline, SECONDS), SECONDS)]
-        for name, request in api._reads().items():
+        figures = [
+            measure("baseline", lambda: api._run(port, None, api.bare_view, SECONDS), SECONDS)
+        ]
+        for name, request in api.endpoints(writers).items():
             figures.append(
                 measure(
                     name,
