@@ -23,7 +23,7 @@ from uuid import UUID
 
 import orjson
 import psycopg
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -36,6 +36,7 @@ from bench.append import FAKE_HASH, RAW_INSERT
 from config.urls import handler400, handler403, handler404, handler500  # noqa: F401
 from config.urls import urlpatterns as project_urlpatterns
 from tracker.api.permissions import CanEdit
+from tracker.eventstore.postgres import native
 
 # About the size of one deal's state, so both sides send comparable bodies.
 FIXED_BODY = {
@@ -66,10 +67,13 @@ def _insert(stream: UUID, body: dict[str, Any], actor: str) -> int | None:
         FAKE_HASH,
         FAKE_HASH,
     )
-    connection.ensure_connection()  # Django's connection, in autocommit, as the store's is
+    # As the store writes: Django's connection (autocommit, checked once a request) under a
+    # plain psycopg cursor, so the INSERT is prepared and bound on the server; Django's own
+    # cursor binds on the client and cannot prepare.
     try:
-        connection.connection.execute(RAW_INSERT, row, prepare=True)
-    except psycopg.errors.UniqueViolation:
+        with connection.wrap_database_errors, psycopg.Cursor(native(connection)) as cursor:
+            cursor.execute(RAW_INSERT, row, prepare=True)
+    except IntegrityError:
         return None
     return version
 
