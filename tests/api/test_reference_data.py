@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from uuid import uuid4
 
 import pytest
+from django.db import connection, transaction
 
 from tracker.deals.events import EVENT_TYPES
 from tracker.deals.models import Organisation
@@ -121,3 +123,52 @@ class TestEventTypes:
         response = editor.get("/api/v1/event-types/NoSuchThing/")
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
+
+
+class TestOrganisationHierarchyEdits:
+    def test_a_parent_set_while_another_edit_makes_the_loop_is_422_not_a_loop(self, editor):
+        first = make_organisation("Holding A", "GB")
+        second = make_organisation("Holding B", "GB")
+        written, release = threading.Event(), threading.Event()
+
+        def set_first_parent() -> None:
+            try:
+                with transaction.atomic():
+                    mine = Organisation.objects.get(pk=first)
+                    mine.parent_id = second
+                    mine.save()
+                    written.set()
+                    assert release.wait(30)
+            finally:
+                connection.close()
+
+        holder = threading.Thread(target=set_first_parent)
+        holder.start()
+        try:
+            assert written.wait(30)
+            # The request's own check passes (the other edit is not committed); its write
+            # waits for that edit, then finds the loop.
+            threading.Timer(0.5, release.set).start()
+            response = editor.patch(f"{ORGS}{second}/", {"parent": str(first)}, format="json")
+        finally:
+            release.set()
+            holder.join(30)
+        assert response.status_code == 422, response.content
+        assert errors(response) == ["parent"]
+        assert Organisation.objects.get(pk=first).parent_id == second
+        assert Organisation.objects.get(pk=second).parent_id is None
+
+    def test_a_parent_inside_a_stored_loop_is_422_at_once(self, editor):
+        first = make_organisation("Loop A", "GB")
+        second = make_organisation("Loop B", "GB", parent_id=first)
+        Organisation.objects.filter(pk=first).update(parent=second)
+        body = {"name": "Child", "kind": "company", "country": "GB", "parent": str(first)}
+        created = editor.post(ORGS, body, format="json")
+        assert created.status_code == 422, created.content
+        assert errors(created) == ["parent"]
+        third = make_organisation("Outside", "GB")
+        moved = editor.patch(f"{ORGS}{third}/", {"parent": str(second)}, format="json")
+        assert moved.status_code == 422
+        mended = editor.patch(f"{ORGS}{second}/", {"parent": None}, format="json")
+        assert mended.status_code == 200
+        assert editor.post(ORGS, body, format="json").status_code == 201

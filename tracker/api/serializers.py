@@ -489,6 +489,14 @@ class OrganisationSerializer(ClosedSerializer, serializers.ModelSerializer):
             raise serializers.ValidationError(error.message_dict) from None
         return attrs
 
+    def save(self, **kwargs: Any) -> Organisation:
+        # The model checks the hierarchy again as it writes (another edit may have changed it
+        # since `validate`): what it refuses then is the same 422.
+        try:
+            return super().save(**kwargs)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict) from None
+
 
 # --- imports of published registers ----------------------------------------------------------
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pghistory
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models, router, transaction
 
 from .text import text_problem
 from .values import COUNTRY_CODES
@@ -27,6 +28,10 @@ def validate_one_line(value: str) -> None:
     problem = text_problem(value.replace("\x00", ""), one_line=True)
     if problem:
         raise ValidationError(problem, code="invalid_text")
+
+
+_HIERARCHY_LOCK = "deal-tracker:organisation-hierarchy"
+"""Taken by every change to an organisation's parent (see `Organisation.check_ancestry`)."""
 
 
 # Organisations are ordinary rows, edited in place; triggers (PostgreSQL only) copy every
@@ -83,12 +88,49 @@ class Organisation(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.short_name})" if self.short_name else self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saved only if no organisation becomes its own ancestor, checked again at the write.
+
+        Two edits made at the same moment (A's parent set to B, B's to A) would each pass a
+        check made before either writes, and together make a loop. So the check and the write
+        share one transaction in which changes to the hierarchy go one at a time.
+        """
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            self.check_ancestry(using)
+            super().save(*args, **kwargs)
+
     def clean(self) -> None:
-        ancestor = self.parent
+        self.check_ancestry()
+
+    def check_ancestry(self, using: str | None = None) -> None:
+        """Raise ValidationError on `parent` if this organisation would be its own ancestor, or
+        if its parent's line of ancestors loops (rows written before the check was atomic).
+
+        Reads the ancestors as stored, not as cached on the instances. Inside a transaction it
+        first waits for other changes to the hierarchy (PostgreSQL: a transaction-level
+        advisory lock; SQLite: the write lock its transactions take as they begin), so what it
+        reads stays true until that transaction ends.
+        """
+        if self.parent_id is None:
+            return
+        using = using or router.db_for_write(type(self), instance=self)
+        connection = connections[using]
+        if connection.vendor == "postgresql" and connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_HIERARCHY_LOCK])
+        parents = type(self)._base_manager.using(using)
+        seen = {self.pk}
+        ancestor = self.parent_id
         while ancestor is not None:
-            if ancestor.pk == self.pk:
+            if ancestor == self.pk:
                 raise ValidationError({"parent": "An organisation cannot be its own ancestor."})
-            ancestor = ancestor.parent
+            if ancestor in seen:
+                raise ValidationError(
+                    {"parent": f"The ancestors of this parent loop back to {ancestor}."}
+                )
+            seen.add(ancestor)
+            ancestor = parents.filter(pk=ancestor).values_list("parent_id", flat=True).first()
 
 
 class RegisterName(models.Model):
