@@ -50,6 +50,8 @@ LEDGER_FIELDS = frozenset(
     {"format", "format_version", "streams", "events", "digests", "exported_at"}
 )
 OCCURRED_FIELDS = frozenset({"date", "precision"})
+# `estimate` is written only when true: a date the source gives as its estimate.
+OCCURRED_ESTIMATED = OCCURRED_FIELDS | {"estimate"}
 PRECISIONS = frozenset({"day", "month", "year"})
 SOURCE_FIELDS = frozenset({"title", "publisher", "url", "published_on"})
 # Fields a digest's hash covers, after its prev_digest.
@@ -263,11 +265,14 @@ def check_header(header: dict[str, Any], number: int = 1) -> None:
 
 
 def check_occurred(value: Any) -> str | None:
-    """Why `occurred` is not null or {"date": "YYYY-MM-DD", "precision": day|month|year}."""
+    """Why `occurred` is not null or {"date": "YYYY-MM-DD", "precision": day|month|year}, with
+    `"estimate": true` or without it."""
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) != OCCURRED_FIELDS:
-        return "is not null or an object of exactly date and precision"
+    if not isinstance(value, dict) or set(value) not in (OCCURRED_FIELDS, OCCURRED_ESTIMATED):
+        return "is not null or an object of exactly date and precision (and estimate)"
+    if "estimate" in value and value["estimate"] is not True:
+        return "estimate is not true (it is written only when true)"
     if not is_date(value["date"]):
         return "date is not a real YYYY-MM-DD date"
     if not isinstance(value["precision"], str) or value["precision"] not in PRECISIONS:

@@ -130,6 +130,27 @@ class TestExport:
         assert result.returncode == 1
         assert result.stdout.decode().startswith("FAILED at line 4: hash does not match")
 
+    def test_a_date_given_as_an_estimate_exports_and_verifies_offline(
+        self, client_as, seeded, tmp_path
+    ):
+        deal = seeded["deal1"]
+        version = client_as("editor").get(f"/api/v1/deals/{deal}/").json()["version"]
+        estimated = {"date": "2019-01-01", "precision": "year", "estimate": True}
+        body = {
+            "type": "NoteAdded",
+            "data": {"text": "order date given by the register as an estimate"},
+            "occurred": estimated,
+            "source": {"title": "SIPRI Trade Register", "publisher": "SIPRI"},
+            "expected_version": version,
+        }
+        appended = client_as("editor").post(f"/api/v1/deals/{deal}/events/", body, format="json")
+        assert appended.status_code == 201, appended.content
+        content = b"".join(client_as("auditor").get(export_url(deal)).streaming_content)
+        assert json.loads(content.splitlines()[-1])["occurred"] == estimated
+        result = run_tool(content, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.decode().startswith(f"OK {version + 1} events")
+
     def test_clients_may_ask_for_json_lines(self, client_as):
         stream = write_stream(1)[0].stream_id
         response = client_as("auditor").get(export_url(stream), HTTP_ACCEPT="application/x-ndjson")

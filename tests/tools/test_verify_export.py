@@ -264,6 +264,18 @@ WRONG = {
         {"date": "2025-01-01", "precision": "week"},
         "occurred precision is not",
     ),
+    "occurred an estimate that is false": (
+        3,
+        "occurred",
+        {"date": "2025-01-01", "estimate": False, "precision": "year"},
+        "occurred estimate is not true",
+    ),
+    "occurred with another field": (
+        3,
+        "occurred",
+        {"date": "2025-01-01", "precision": "year", "approx": True},
+        "occurred is not null or an object",
+    ),
     "actor null": (2, "actor", None, "actor null is not a string"),
     "data a list": (2, "data", ["text"], 'data ["text"] is not an object'),
     "stream_id in upper case": (
@@ -291,6 +303,12 @@ def test_the_header_fields_have_their_forms(tmp_path):
     assert_fails(
         example_with(1, "deal", "3F2A9C1E-7B4D-4E8A-9C61-2D5E8F0A1B2C"), tmp_path, 1, "deal"
     )
+
+
+def test_a_date_the_source_gives_as_its_estimate_verifies(tmp_path):
+    occurred = {"date": "2019-01-01", "estimate": True, "precision": "year"}
+    code, out, _ = run_tool(example_with(3, "occurred", occurred), tmp_path)
+    assert (code, out.startswith("OK 2 events")) == (0, True), out
 
 
 def test_the_largest_safe_integers_and_zero_verify(tmp_path):
