@@ -151,3 +151,27 @@ def test_the_catalogue_and_the_schema_describe_deliveries(client_as) -> None:
     assert "never money" in delivery["schema"]["properties"]["tiv"]["description"]
     schema = reader.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert {"DealDeliveryYear", "DeliveryRecordedData"} <= set(schema["components"]["schemas"])
+
+
+def test_retracting_a_correction_cannot_bring_back_fewer_than_were_delivered(contract) -> None:
+    editor, deal, contract_id = contract
+    awarded = editor.get(f"{DEALS}{deal}/events/").json()["results"][1]["data"]
+    delivered = {"contract": contract_id, "quantity": 8}
+    assert append(editor, deal, 2, "DeliveryRecorded", delivered, year(2024)).status_code == 201
+    raised = {"event_id": contract_id, "data": {**awarded, "quantity": 30}}
+    correction = append(editor, deal, 3, "FactCorrected", raised, year(2025))
+    assert correction.status_code == 201, correction.content
+    more = {"contract": contract_id, "quantity": 12}
+    assert append(editor, deal, 4, "DeliveryRecorded", more, year(2025)).status_code == 201
+
+    taken_back = {"event_id": correction.json()["events"][0]["event_id"], "reason": "misread"}
+    refused = append(editor, deal, 5, "FactRetracted", taken_back, year(2025))
+
+    assert refused.status_code == 422, refused.content
+    errors = refused.json()["errors"]
+    assert [e["field"] for e in errors] == ["data.event_id"]
+    assert "20 items delivered" in errors[0]["message"]
+    assert "more than the 10 ordered" in errors[0]["message"]
+    state = editor.get(f"{DEALS}{deal}/state/").json()
+    assert state["version"] == 5
+    assert state["state"]["contracts"][0]["ordered"] == 30

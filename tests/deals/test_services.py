@@ -432,6 +432,46 @@ class TestFactCorrected:
         record(deal, "FactCorrected", {"event_id": opening, "occurred": JUNE})
         assert state(deal).state.opened_on.to_json() == JUNE
 
+    def test_a_correction_of_the_opening_keeps_the_registers_keys(self, deal: UUID) -> None:
+        opening = read_stream(deal)[0]
+        claimed = {**opening.data, "external_ids": ["SIPRI:60123"]}
+        correction = {"event_id": str(opening.event_id), "data": claimed}
+        assert refused(deal, "FactCorrected", correction) == {
+            "data.data.external_ids": (
+                "a correction keeps the deal's register keys as they are (none)"
+            )
+        }
+        retitled = {**opening.data, "title": "Baykar and Leonardo: drones"}
+        record(deal, "FactCorrected", {"event_id": str(opening.event_id), "data": retitled})
+        assert state(deal).state.title == "Baykar and Leonardo: drones"
+        assert state(deal).state.external_ids == ()
+
+    def test_a_register_deals_keys_must_be_repeated_when_its_opening_is_corrected(
+        self, organisations: dict[str, UUID]
+    ) -> None:
+        opening = read_stream(new_deal())[0]
+        keyed = {**opening.data, "external_ids": ["SIPRI:60123"]}
+        # Only imports open deals with keys: one is stored here as an import stores it.
+        keyed_deal = uuid4()
+        stored = NewEvent("DealOpened", keyed, opening.occurred, opening.source, schema_version=2)
+        append(keyed_deal, [stored], 0, actor="import")
+        opened_keyed = read_stream(keyed_deal)[0]
+        dropped = {**keyed, "external_ids": []}
+        errors = refused(
+            keyed_deal, "FactCorrected", {"event_id": str(opened_keyed.event_id), "data": dropped}
+        )
+        assert errors == {
+            "data.data.external_ids": (
+                "a correction keeps the deal's register keys as they are (SIPRI:60123)"
+            )
+        }
+        record(
+            keyed_deal,
+            "FactCorrected",
+            {"event_id": str(opened_keyed.event_id), "data": {**keyed, "title": "Renamed"}},
+        )
+        assert state(keyed_deal).state.external_ids == ("SIPRI:60123",)
+
 
 JUNE = {"date": "2025-06-01", "precision": "month"}
 

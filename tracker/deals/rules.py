@@ -16,6 +16,7 @@ from .events import (
     FINAL_STAGES,
     META_TYPES,
     ContractAwarded,
+    DealOpened,
     DeliveryRecorded,
     EventData,
     FactCorrected,
@@ -146,7 +147,47 @@ def _check_target(
     assert isinstance(data, FactCorrected)
     if data.data is not None:
         try:
-            parse_data(target.type, data.data, prefix=prefix + "data.data")
+            corrected = parse_data(target.type, data.data, prefix=prefix + "data.data")
         except InvalidEvent as invalid:
             return invalid.errors
+        if isinstance(corrected, DealOpened) and tuple(corrected.external_ids) != (
+            deal.external_ids
+        ):
+            # Registers' keys are what their imports find a deal by; a client sets none when
+            # it opens a deal, and may not claim one (or drop one) by correcting the opening.
+            kept = ", ".join(deal.external_ids) or "none"
+            return [
+                FieldError(
+                    prefix + "data.data.external_ids",
+                    f"a correction keeps the deal's register keys as they are ({kept})",
+                )
+            ]
     return []
+
+
+def check_outcome(before: Deal | None, after: Deal | None, *, field: str) -> list[FieldError]:
+    """What is wrong with the state the new events leave, whichever way they got there.
+
+    `check` judges each new event as folded last. A retraction can also bring back what a
+    correction it retracts had replaced (an ordered quantity the correction had raised), so
+    the state after is judged too. Only what the new events broke is named, at `field`: a
+    state that was already so when these checks came in is left to its own corrections.
+    """
+    if after is None:
+        return []
+    earlier = {contract.id: contract for contract in before.contracts} if before else {}
+    found = []
+    for contract in after.contracts:
+        if contract.ordered is None or contract.delivered <= contract.ordered:
+            continue
+        was = earlier.get(contract.id)
+        if was is not None and was.ordered is not None and was.delivered > was.ordered:
+            continue
+        found.append(
+            FieldError(
+                field,
+                f"would leave {contract.delivered} items delivered under contract "
+                f"{contract.id}, more than the {contract.ordered} ordered",
+            )
+        )
+    return found

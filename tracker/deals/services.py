@@ -495,6 +495,11 @@ def _check(
     if organisations:
         _check_organisations(refs)
     after = state if in_order else replay_events([*existing, *drafts], deal_id=deal_id).state
+    final = parsed[-1]
+    field = final.prefix + ("data.event_id" if final.type in META_TYPES else "type")
+    broken = rules.check_outcome(before, after, field=field)
+    if broken:
+        raise InvalidEvent(broken)
     return _Checked(before, after, stored, drafts, refs)
 
 
