@@ -6,11 +6,12 @@ import threading
 from uuid import uuid4
 
 import pytest
-from django.db import connection, transaction
+from django.db import connections
 
 from tracker.deals.events import EVENT_TYPES
 from tracker.deals.models import Organisation
 
+from ..threads import held_open
 from .conftest import make_organisation
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -129,30 +130,31 @@ class TestOrganisationHierarchyEdits:
     def test_a_parent_set_while_another_edit_makes_the_loop_is_422_not_a_loop(self, editor):
         first = make_organisation("Holding A", "GB")
         second = make_organisation("Holding B", "GB")
-        written, release = threading.Event(), threading.Event()
 
         def set_first_parent() -> None:
-            try:
-                with transaction.atomic():
-                    mine = Organisation.objects.get(pk=first)
-                    mine.parent_id = second
-                    mine.save()
-                    written.set()
-                    assert release.wait(30)
-            finally:
-                connection.close()
+            mine = Organisation.objects.get(pk=first)
+            mine.parent_id = second
+            mine.save()
 
-        holder = threading.Thread(target=set_first_parent)
-        holder.start()
-        try:
-            assert written.wait(30)
+        response = None
+
+        def patch() -> None:
+            nonlocal response
+            try:
+                response = editor.patch(f"{ORGS}{second}/", {"parent": str(first)}, format="json")
+            finally:
+                connections.close_all()
+
+        request = threading.Thread(target=patch)
+        with held_open(set_first_parent):
             # The request's own check passes (the other edit is not committed); its write
             # waits for that edit, then finds the loop.
-            threading.Timer(0.5, release.set).start()
-            response = editor.patch(f"{ORGS}{second}/", {"parent": str(first)}, format="json")
-        finally:
-            release.set()
-            holder.join(30)
+            request.start()
+            request.join(0.5)
+            waited = request.is_alive()
+        request.join(30)
+        assert waited, "the request's write did not wait for the other edit"
+        assert response is not None
         assert response.status_code == 422, response.content
         assert errors(response) == ["parent"]
         assert Organisation.objects.get(pk=first).parent_id == second

@@ -7,10 +7,12 @@ import threading
 import pytest
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection
 
 from tracker.deals.models import Organisation
 from tracker.deals.values import COUNTRY_CODES, CURRENCY_CODES
+
+from ..threads import held_open
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -74,19 +76,12 @@ class TestOrganisationHierarchyUnderConcurrency:
         first.save()
         second = organisation(name="Holding B", country="GB")
         second.save()
-        written, release = threading.Event(), threading.Event()
         outcome: list[BaseException | None] = []
 
         def set_first_parent() -> None:
-            try:
-                with transaction.atomic():
-                    mine = Organisation.objects.get(pk=first.pk)
-                    mine.parent_id = second.pk
-                    mine.save()
-                    written.set()
-                    assert release.wait(30)
-            finally:
-                connection.close()
+            mine = Organisation.objects.get(pk=first.pk)
+            mine.parent_id = second.pk
+            mine.save()
 
         def set_second_parent() -> None:
             try:
@@ -99,11 +94,8 @@ class TestOrganisationHierarchyUnderConcurrency:
             finally:
                 connection.close()
 
-        holder = threading.Thread(target=set_first_parent)
-        holder.start()
         waiter = threading.Thread(target=set_second_parent)
-        try:
-            assert written.wait(30)
+        with held_open(set_first_parent):
             # The first change is written and not committed: a check made now passes.
             pending = Organisation.objects.get(pk=second.pk)
             pending.parent_id = first.pk
@@ -111,11 +103,7 @@ class TestOrganisationHierarchyUnderConcurrency:
             waiter.start()
             waiter.join(1.0)
             waited = waiter.is_alive()
-        finally:
-            release.set()
-            holder.join(30)
-            if waiter.ident is not None:
-                waiter.join(30)
+        waiter.join(30)
         assert waited, "the second change did not wait for the first"
         assert not waiter.is_alive()
         assert len(outcome) == 1
