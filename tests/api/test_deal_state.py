@@ -171,6 +171,17 @@ class TestKnownAt:
             ({"as_of": "2025-13-01"}, "as_of"),
             ({"as_of": "yesterday"}, "as_of"),
             ({"known_at": "not a time"}, "known_at"),
+            # Forms Python's fromisoformat reads that API.md does not give: each would replay
+            # another moment than the client meant, or a moment it did not give at all.
+            ({"as_of": "20250601"}, "as_of"),
+            ({"as_of": "1111111111"}, "as_of"),
+            ({"as_of": "2025-W23-1"}, "as_of"),
+            ({"as_of": "\uff12025-01-01"}, "as_of"),
+            ({"as_of": "2025-06-01\n"}, "as_of"),
+            ({"known_at": "2026-12-05"}, "known_at"),
+            ({"known_at": "20261205T030000Z"}, "known_at"),
+            ({"known_at": "2026-W49-5T02:00Z"}, "known_at"),
+            ({"known_at": "2026-12-05T03:00:00+0100"}, "known_at"),
         ],
     )
     def test_a_bad_date_is_400(self, auditor, corrected, params, field):
@@ -179,6 +190,23 @@ class TestKnownAt:
         assert response.status_code == 400
         assert response.json()["code"] == "malformed_request"
         assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+    @pytest.mark.parametrize(
+        "moment",
+        [
+            "2030-01-01T00:00:00Z",
+            "2030-01-01T00:00Z",
+            "2030-01-01t00:00:00.123456z",
+            "2030-01-01 01:00:00+01:00",
+            "2030-01-01T00:00:00",
+        ],
+    )
+    def test_rfc_3339_times_are_taken_with_or_without_seconds_and_offset(
+        self, auditor, corrected, moment
+    ):
+        deal, *_ = corrected
+        assert state(auditor, deal, known_at=moment)["known_at"].startswith("2030-01-01T00:00")
 
 
 def test_the_state_of_an_unknown_deal_is_404(reader):
@@ -207,6 +235,15 @@ class TestTimeline:
 
     def test_an_unknown_deal_is_404(self, auditor):
         assert auditor.get(f"{DEALS}{uuid4()}/timeline/").status_code == 404
+
+    def test_a_query_parameter_is_400_as_the_timeline_takes_none(self, auditor, seeded):
+        # `?known_at=` answered with the whole timeline would look as if it had been applied.
+        response = auditor.get(f"{DEALS}{seeded['deal2']}/timeline/", {"known_at": "2025-01-01"})
+        assert response.status_code == 400
+        assert response.json()["errors"] == [
+            {"field": "known_at", "message": "unknown parameter (this endpoint takes none)"}
+        ]
+        assert auditor.get(f"{DEALS}{seeded['deal2']}/timeline/?format=json").status_code == 200
 
 
 def test_a_known_at_before_the_year_1000_is_echoed_in_rfc_3339(auditor, seeded):

@@ -163,6 +163,8 @@ class TestDealList:
         [
             ({"party": "not-a-uuid"}, "party"),
             ({"updated_after": "garbage"}, "updated_after"),
+            ({"updated_after": "20250601T000000Z"}, "updated_after"),
+            ({"updated_after": "2025-06-01"}, "updated_after"),
             ({"kind": "unknown"}, "kind"),
             ({"stage": "signed"}, "stage"),
             ({"country": "Italy"}, "country"),

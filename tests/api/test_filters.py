@@ -117,3 +117,20 @@ class TestTheOtherEndpoints:
     )
     def test_known_parameters_and_format_still_answer(self, editor, deal, path):
         assert editor.get(path.format(deal=deal)).status_code == 200
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/api/v1/deals/{deal}/timeline/",
+            "/api/v1/deals/{deal}/verify/",
+            "/api/v1/deals/{deal}/export/",
+            "/api/v1/ledger/digest/",
+        ],
+    )
+    def test_the_auditors_endpoints_take_no_parameter_but_format(self, client_as, deal, path):
+        auditor = client_as("auditor")
+        refused = auditor.get(path.format(deal=deal), {"known_at": "2020-01-01T00:00:00Z"})
+        assert refused.status_code == 400, refused.content
+        assert [e["field"] for e in refused.json()["errors"]] == ["known_at"]
+        answered = auditor.get(path.format(deal=deal), {"format": "json"})
+        assert answered.status_code == 200, answered.content

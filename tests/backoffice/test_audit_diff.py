@@ -172,6 +172,17 @@ class TestTheForm:
             "to_as_of": "",
         }
 
+    @pytest.mark.django_db(transaction=True)
+    def test_the_replay_as_known_at_a_millisecond_covers_the_events_within_it(
+        self, auditor: object, deal2: UUID
+    ) -> None:
+        # As the page shows recorded_at: to the millisecond, which the event's own microseconds
+        # (PostgreSQL keeps them) may pass; the replay panel reads it as the API does.
+        last = read_stream(deal2)[-1]
+        shown_time = last.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        response = audit(client_for(auditor), deal2, known_at=shown_time)
+        assert response.context["asked"].version == last.version
+
     def test_bad_dates_are_named_and_nothing_is_compared(
         self, auditor: object, deal2: UUID
     ) -> None:

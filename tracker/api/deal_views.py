@@ -47,6 +47,7 @@ from .serializers import (
     AppendManySerializer,
     AppendOneSerializer,
     DealQuerySerializer,
+    NoQuerySerializer,
     OpenDealSerializer,
     ReplayedStateSerializer,
     StateQuerySerializer,
@@ -77,6 +78,12 @@ def parse_query(serializer_class: type, request: Request) -> dict[str, Any]:
     if not query.is_valid():
         raise MalformedRequest.from_serializer_errors("Invalid query parameters.", query.errors)
     return dict(query.validated_data)
+
+
+def refuse_any_query(request: Request) -> None:
+    """For endpoints that take no query parameters: any one is 400 `malformed_request`."""
+    if request.query_params:
+        parse_query(NoQuerySerializer, request)
 
 
 def parse_body(serializer_class: type, request: Request) -> dict[str, Any]:
@@ -344,10 +351,11 @@ class DealTimelineView(APIView):
     @extend_schema(
         operation_id="deals_timeline",
         summary="Every event with the state after it and the fields it changed",
-        responses={200: TimelineSerializer, **problem_responses(404, *AUTHENTICATED)},
+        responses={200: TimelineSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
     )
     @replica_read
     def get(self, request: Request, deal_id: UUID, *, using: str) -> Response:
+        refuse_any_query(request)
         entries = replay.timeline(deal_id, using=using)
         return Response(
             {

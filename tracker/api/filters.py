@@ -27,6 +27,7 @@ from django.core.validators import RegexValidator
 from django.db import connections
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.request import Request
@@ -45,7 +46,7 @@ from tracker.projections.models import (
 )
 
 from .problems import FieldProblem, MalformedRequest
-from .serializers import UNKNOWN_PARAMETER, QuerySerializer
+from .serializers import RFC_3339_TIME, UNKNOWN_PARAMETER, QuerySerializer
 
 COUNTRY = RegexValidator(r"^[A-Z]{2}\Z", "An ISO 3166-1 alpha-2 code: two capitals, such as IT.")
 CURRENCY = RegexValidator(r"^[A-Z]{3}\Z", "An ISO 4217 code: three capitals, such as EUR.")
@@ -123,6 +124,24 @@ def names_a_filter(request: Request, filterset_class: type[filters.FilterSet]) -
     # By prefix: a filter with several form fields reads `<name>_min`, `<name>_after`, ...
     names = tuple(filterset_class.base_filters)
     return any(param.startswith(names) for param in request.query_params)
+
+
+class _Rfc3339TimeField(IsoDateTimeField):
+    """django-filter's ISO 8601 field, taking the RFC 3339 form only (serializers.RFC_3339_TIME)."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value not in self.empty_values and not (
+            isinstance(value, str) and RFC_3339_TIME.fullmatch(value)
+        ):
+            raise forms.ValidationError(
+                "Enter an RFC 3339 time: YYYY-MM-DDThh:mm:ss[.ffffff]Z (or an offset ±hh:mm).",
+                code="invalid",
+            )
+        return super().to_python(value.upper() if isinstance(value, str) else value)
+
+
+class Rfc3339TimeFilter(filters.IsoDateTimeFilter):
+    field_class = _Rfc3339TimeField
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -224,7 +243,7 @@ class DealFilter(filters.FilterSet):
         validators=[CURRENCY],
         label="Deals with a contract valued in this currency (ISO 4217); never converted.",
     )
-    updated_after = filters.IsoDateTimeFilter(
+    updated_after = Rfc3339TimeFilter(
         method="filter_updated_after",
         label="Deals whose last event was recorded after this time (RFC 3339).",
     )

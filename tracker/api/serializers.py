@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from rest_framework.utils.serializer_helpers import BindingDict
 from tracker.deals.events import DEAL_KINDS
 from tracker.deals.models import Organisation
 from tracker.deals.reducer import Deal
+from tracker.eventstore.records import MAX_VERSION
 
 
 def format_api_time(moment: datetime) -> str:
@@ -55,6 +57,36 @@ class WholeNumberField(serializers.IntegerField):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+# The forms API.md gives: dates `YYYY-MM-DD`, times RFC 3339 (an offset as `Z` or `±HH:MM`;
+# without one, UTC; seconds may be left out). DRF parses both with Python's `fromisoformat`,
+# which also reads `20250601`, week dates (`2025-W23-1`), `+0100` and, through Django's
+# patterns, any script's digits: a typo there would replay another day without a word.
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+RFC_3339_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?",
+    re.ASCII,
+)
+
+
+class IsoDateField(serializers.DateField):
+    """A DateField that takes `YYYY-MM-DD` and nothing else."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
+
+
+class Rfc3339TimeField(serializers.DateTimeField):
+    """A DateTimeField that takes an RFC 3339 time (a date alone is not a moment)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not RFC_3339_TIME.fullmatch(value):
+            self.fail("invalid", format="YYYY-MM-DDThh:mm:ss[.ffffff]Z (or an offset ±hh:mm)")
+        # RFC 3339 allows `t` and `z`, which Python's parser does not.
+        return super().to_internal_value(value.upper())
 
 
 _bound_fields = threading.local()
@@ -135,6 +167,13 @@ class QuerySerializer(ClosedSerializer):
     passed = frozenset({api_settings.URL_FORMAT_OVERRIDE})
 
 
+class NoQuerySerializer(QuerySerializer):
+    """An endpoint that takes no query parameters: `?known_at=` on the timeline is refused
+    rather than answered with the whole of it, as if it had been applied."""
+
+    stranger = "unknown parameter (this endpoint takes none)"
+
+
 class FieldErrorSerializer(serializers.Serializer):
     field = serializers.CharField(help_text="Dotted path of the field, e.g. `data.shares`.")
     message = serializers.CharField()
@@ -185,7 +224,7 @@ class AsSentSerializer(ClosedSerializer):
 
 
 class OccurredSerializer(AsSentSerializer):
-    date = serializers.DateField()
+    date = IsoDateField()
     precision = serializers.ChoiceField(choices=["day", "month", "year"])
     estimate = serializers.BooleanField(
         required=False, help_text="The source gives this date as an estimate (shown when true)."
@@ -333,7 +372,7 @@ class SourceInputSerializer(AsSentSerializer):
         max_length=300, required=False, help_text='"unknown" when not known; never empty.'
     )
     url = TextField(max_length=2000, required=False, allow_null=True)
-    published_on = serializers.DateField(required=False, allow_null=True)
+    published_on = IsoDateField(required=False, allow_null=True)
 
 
 class OpenDealSerializer(ClosedSerializer):
@@ -348,7 +387,6 @@ class OpenDealSerializer(ClosedSerializer):
 
 
 EXPECTED_VERSION_HELP = "The version the client last saw (0 for a new stream)."
-MAX_VERSION = 2**31 - 1
 EVENT_TYPE_HELP = "An event type of /event-types/."
 
 
@@ -413,10 +451,10 @@ class StreamPageSerializer(serializers.Serializer):
 
 
 class StateQuerySerializer(QuerySerializer):
-    as_of = serializers.DateField(
+    as_of = IsoDateField(
         required=False, help_text="Business date T: facts whose period starts on or before it."
     )
-    known_at = serializers.DateTimeField(
+    known_at = Rfc3339TimeField(
         required=False,
         help_text="Ledger time K (RFC 3339; without an offset, UTC): what was recorded by then. "
         "Needs the auditor role.",

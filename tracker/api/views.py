@@ -25,6 +25,7 @@ from tracker.eventstore.errors import StreamNotFound
 from tracker.eventstore.export import export_lines
 from tracker.eventstore.store import read_all, stream_head, verify_stream
 
+from .deal_views import refuse_any_query
 from .permissions import CanAudit, CanRead
 from .problems import MalformedRequest
 from .renderers import JSONLinesRenderer
@@ -84,9 +85,10 @@ class VerifyView(APIView):
             "`valid: true` when every event's hash matches its contents and the previous hash; "
             "otherwise `first_bad_version` and `reason` say where and why it breaks."
         ),
-        responses={200: VerificationSerializer, **problem_responses(404, *AUTHENTICATED)},
+        responses={200: VerificationSerializer, **problem_responses(400, 404, *AUTHENTICATED)},
     )
     def get(self, request: Request, deal_id: UUID) -> Response:
+        refuse_any_query(request)
         if stream_head(deal_id) is None:
             raise NotFound(f"No deal {deal_id}.")
         return Response(VerificationSerializer(verify_stream(deal_id)).data)
@@ -108,10 +110,11 @@ class ExportView(APIView):
             (200, "application/x-ndjson"): OpenApiResponse(
                 response=OpenApiTypes.STR, description="JSON Lines: header, then events."
             ),
-            **problem_responses(404, *AUTHENTICATED),
+            **problem_responses(400, 404, *AUTHENTICATED),
         },
     )
     def get(self, request: Request, deal_id: UUID) -> StreamingHttpResponse:
+        refuse_any_query(request)
         try:
             lines = export_lines(deal_id)
         except StreamNotFound:
@@ -135,9 +138,10 @@ class LedgerDigestView(APIView):
             "--digest SAVED` later proves that no event it covers was rewritten, even with "
             "every hash recomputed. The format and the hash are in docs/export-format.md."
         ),
-        responses={200: LedgerDigestSerializer, **problem_responses(*AUTHENTICATED)},
+        responses={200: LedgerDigestSerializer, **problem_responses(400, *AUTHENTICATED)},
     )
     def get(self, request: Request) -> Response:
+        refuse_any_query(request)
         # GET stays safe to repeat: it adds a digest only to a ledger that has none, which
         # the scheduled task would do anyway. Two first requests at once may both take one;
         # the chain stays whole (takers queue on a lock) and the latest is returned.

@@ -407,6 +407,11 @@ class SchemaForm:
             return text.upper()
         return text
 
+    def refuse(self, key: str, message: str) -> None:
+        """Mark the field `key` wrong with `message`: a check the page adds to the schema's."""
+        item = next(item for item in self.fields if item.name.rsplit(".", 1)[-1] == key)
+        self._error(item, message)
+
     def _error(self, item: Field, message: str) -> None:
         item.errors.append(message)
         self._local_errors = True

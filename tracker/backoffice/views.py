@@ -42,6 +42,7 @@ from tracker.deals.events import EVENT_TYPES, META_TYPES, Text, schema_for
 from tracker.deals.reducer import BOOKKEEPING, STATE_FIELDS, deal_json
 from tracker.eventstore.errors import StreamNotFound, VersionConflict
 from tracker.eventstore.export import export_lines
+from tracker.eventstore.records import MAX_VERSION
 from tracker.eventstore.store import RecordedEvent, read_stream, stream_version, verify_stream
 from tracker.projections.models import DealState
 
@@ -100,6 +101,9 @@ class FormPage:
     intro: str = ""
     target: EventRow | None = None
     deal_title: str = ""
+    rebase: Callable[[EventForm, int], EventForm] | None = None
+    """After a version conflict: the form moved onto the deal as it now stands, keeping what
+    the analyst changed in it since the version given (a correction's form only)."""
 
 
 def _event_form_page(request: HttpRequest, admin_site: AdminSite, page: FormPage) -> HttpResponse:
@@ -123,7 +127,7 @@ def _event_form_page(request: HttpRequest, admin_site: AdminSite, page: FormPage
         form = page.build(None)
         return _render_form(request, context, form, expected)
 
-    expected = _int(request.POST.get("expected_version"))
+    expected = _version(request.POST.get("expected_version"))
     if expected is None:
         raise PermissionDenied("The form lost the version it was opened at; open it again.")
     form = page.build(request.POST)
@@ -163,6 +167,8 @@ def _event_form_page(request: HttpRequest, admin_site: AdminSite, page: FormPage
                 return HttpResponseRedirect(reverse("admin:deal_page", args=[page.deal_id]))
             context["conflict"] = conflict
             context["newer"] = newer_events(page.deal_id, expected, names)
+            if page.rebase is not None:
+                form = page.rebase(form, expected)
             # The analyst has now seen the newer events; the form moves to the current version,
             # and the fingerprint (which includes it) forces a fresh preview before saving.
             return _render_form(request, context, form, conflict.current_version)
@@ -206,11 +212,13 @@ def _render_form(
     return TemplateResponse(request, TEMPLATES + "event_form.html", context)
 
 
-def _int(value: str | None) -> int | None:
+def _version(value: str | None) -> int | None:
+    """A version a form or link carries; None unless it is one a stream can have."""
     try:
-        return int(value) if value is not None else None
+        version = int(value) if value is not None else None
     except ValueError:
         return None
+    return version if version is not None and 0 <= version <= MAX_VERSION else None
 
 
 def _standard_payload(form: EventForm) -> dict[str, Any]:
@@ -286,19 +294,33 @@ def correct_event_view(
     if row is None:
         raise Http404("No such event in this deal.")
     if not row.can_correct:
+        if request.method == "POST" and row.retracted_by is not None:
+            # Retracted while the form was open: say so where the retraction shows.
+            messages.error(
+                request,
+                f"v{row.event.version} {row.event.type} was retracted by v{row.retracted_by} "
+                "while you were correcting it, so it can no longer be corrected. Nothing was "
+                "saved.",
+            )
+            return HttpResponseRedirect(reverse("admin:deal_page", args=[deal_id]))
         raise Http404("This event cannot be corrected.")
     target = row.event
     current_data, current_occurred = row.status.data, row.status.occurred
     model = schema_for(target.type)
     context = Context(organisations=organisation_choices())
 
-    def build(data: Mapping[str, Any] | None) -> EventForm:
+    def build(data: Mapping[str, Any] | None, start: Mapping[str, Any] | None = None) -> EventForm:
+        start = start or {}
         form = event_form(
             "FactCorrected",
             model,
             context=context,
             data=data,
-            initial={"data": current_data, "occurred": {"date": "", "precision": "day"}},
+            initial={
+                "data": start.get("data", current_data),
+                "occurred": start.get("event_occurred") or {"date": "", "precision": "day"},
+                "source": start.get("source"),
+            },
             data_prefix="data.data",
         )
         form.extras = [
@@ -307,17 +329,54 @@ def correct_event_view(
                 prefix="data",
                 context=context,
                 data=data,
-                initial={"occurred": current_occurred},
+                initial={"occurred": start.get("occurred", current_occurred)},
             ),
-            SchemaForm(_CorrectionReason, prefix="data", context=context, data=data),
+            SchemaForm(
+                _CorrectionReason,
+                prefix="data",
+                context=context,
+                data=data,
+                initial={"reason": start.get("reason")},
+            ),
         ]
         return form
+
+    def rebase(form: EventForm, opened_at: int) -> EventForm:
+        # Sent whole, the form's data would put back every value another correction changed
+        # since the form was opened: the analyst's own changes go over the fact as it now is.
+        then = next(
+            (r for r in event_rows(events[:opened_at], names) if r.event.event_id == event_id),
+            None,
+        )
+        mine = _normalised(target.type, form.data.value())
+        if then is None or "__invalid__" in mine:
+            return form
+        return build(
+            None,
+            {
+                "data": _merged(
+                    _normalised(target.type, then.status.data),
+                    mine,
+                    _normalised(target.type, current_data),
+                ),
+                "occurred": _merged(
+                    then.status.occurred,
+                    form.extras[0].value().get("occurred"),
+                    current_occurred,
+                ),
+                "reason": form.extras[1].value().get("reason"),
+                "event_occurred": form.occurred.value().get("occurred"),
+                "source": form.source.value(),
+            },
+        )
 
     def payload(form: EventForm) -> dict[str, Any]:
         base = form.payload()
         new_data = base["data"]
         new_occurred = form.extras[0].value().get("occurred")
         reason = form.extras[1].value().get("reason", "")
+        if not reason:
+            form.extras[1].refuse("reason", "Give the reason for this correction.")
         data: dict[str, Any] = {"event_id": str(target.event_id), "reason": reason}
         if _normalised(target.type, new_data) != _normalised(target.type, current_data):
             data["data"] = new_data
@@ -333,6 +392,7 @@ def correct_event_view(
         build=build,
         payload=payload,
         target=row,
+        rebase=rebase,
         intro=(
             "Change what was wrong and give the reason. The original stays in the record, "
             "marked as corrected; the latest correction wins."
@@ -345,6 +405,26 @@ class _CorrectionReason(BaseModel):
     """A correction's reason, required here although the catalogue allows it empty."""
 
     reason: Text
+
+
+_UNSET = object()
+
+
+def _merged(base: Any, mine: Any, theirs: Any) -> Any:
+    """A three-way merge: what changed from `base` to `mine`, applied over `theirs`, object by
+    object (a list or a value changed on both sides is taken as `mine`)."""
+    if mine == base:
+        return theirs
+    if theirs in (base, mine):
+        return mine
+    if not (isinstance(base, dict) and isinstance(mine, dict) and isinstance(theirs, dict)):
+        return mine
+    merged = {}
+    for key in dict.fromkeys([*theirs, *mine]):
+        value = _merged(base.get(key, _UNSET), mine.get(key, _UNSET), theirs.get(key, _UNSET))
+        if value is not _UNSET:
+            merged[key] = value
+    return merged
 
 
 def _normalised(event_type: str, data: Mapping[str, Any]) -> Any:
@@ -486,7 +566,7 @@ def _comparison(
     if any(picked.values()):
         by_version = {row.event.version: row for row in rows}
         for end, version in picked.items():
-            row = by_version.get(_int(version) or 0)
+            row = by_version.get(_version(version) or 0)
             if version and row is None:
                 errors[f"pick_{end}"] = "Pick an event of the timeline."
             point = picked_point(row, by) if row is not None else (None, None)
@@ -497,13 +577,11 @@ def _comparison(
         for end in ("from", "to"):
             points[end] = (
                 _date_param(shown[f"{end}_as_of"], f"{end}_as_of", errors),
-                replay.to_the_millisecond(
-                    _moment_param(shown[f"{end}_known_at"], f"{end}_known_at", errors)
-                ),
+                _moment_param(shown[f"{end}_known_at"], f"{end}_known_at", errors),
             )
     comparison: dict[str, Any] = {
         "values": shown,
-        "picked": {end: _int(version) for end, version in picked.items()},
+        "picked": {end: _version(version) for end, version in picked.items()},
         "pick_by": by,
         "ends": (("from", "From"), ("to", "To")),
         "diff": None,
@@ -578,6 +656,7 @@ def _date_param(value: str | None, name: str, errors: dict[str, str]) -> date | 
 
 
 def _moment_param(value: str | None, name: str, errors: dict[str, str]) -> datetime | None:
+    """A ledger moment from the page, covering its whole millisecond as the API's does."""
     if not value:
         return None
     try:
@@ -593,7 +672,7 @@ def _moment_param(value: str | None, name: str, errors: dict[str, str]) -> datet
     try:
         # Compared with the ledger's UTC times, a moment must exist in UTC: 9999-12-31T23:59
         # at -01:00 is in the year 10000.
-        return moment.astimezone(UTC)
+        return replay.to_the_millisecond(moment.astimezone(UTC))
     except OverflowError:
         errors[name] = "Give a moment between 0001-01-01 and 9999-12-31 in UTC."
         return None

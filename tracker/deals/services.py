@@ -24,10 +24,12 @@ from uuid import UUID, uuid4, uuid5
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from tracker.eventstore.errors import StaleHead, VersionConflict
-from tracker.eventstore.models import IdempotencyKey
+from tracker.eventstore.models import Event, IdempotencyKey
 from tracker.eventstore.store import (
     Appended,
     NewEvent,
@@ -681,3 +683,14 @@ _KEYED_DEALS = UUID("5b0f3c1e-8d4a-4f6e-9a57-3c2d1e0f9b8a")
 
 def _stream_of_key(key: str) -> UUID | None:
     return IdempotencyKey.objects.filter(key=key).values_list("stream_id", flat=True).first()
+
+
+def organisation_in_use(organisation_id: UUID) -> bool:
+    """True when any recorded fact names the organisation (its id anywhere in an event's data,
+    a correction's included): those facts keep referring to it, so it must stay. Reads every
+    event's data; for the rare deletion of reference data, not for a request's path."""
+    return (
+        Event.objects.annotate(text=Cast("data", TextField()))
+        .filter(text__contains=str(organisation_id))
+        .exists()
+    )

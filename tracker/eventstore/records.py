@@ -10,6 +10,9 @@ from uuid import UUID, uuid4
 
 from .canonical import format_timestamp
 
+MAX_VERSION = 2**31 - 1
+"""The highest version a stream can reach: versions are stored as 32-bit integers."""
+
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:

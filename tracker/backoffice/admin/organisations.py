@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from tracker.deals import history
 from tracker.deals.models import Organisation
+from tracker.deals.services import organisation_in_use
 
+from ..access import can_record
 from ..site import SeenByDealViewers
 
 
@@ -26,7 +29,19 @@ class OrganisationAdmin(SeenByDealViewers):
     fields = ("id", "name", "short_name", "kind", "country", "parent")
 
     # Editors and auditors may look organisations up (the register names' autocomplete asks
-    # this admin, SeenByDealViewers); changing them still needs the model's permissions.
+    # this admin, SeenByDealViewers). Editors add and edit them, as API.md lets them through
+    # the API; deleting needs the model's permission, and only an organisation no recorded
+    # fact names can go: events refer to organisations by id for good.
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_record(request.user) or super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_record(request.user) or super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or not organisation_in_use(obj.pk))
 
     # Every view that writes organisations runs inside `edited_by`, so the history triggers
     # record the admin user as the one who made the change (the change form, deletion, and the
@@ -45,6 +60,17 @@ class OrganisationAdmin(SeenByDealViewers):
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        organisation = self.get_object(request, unquote(object_id))
+        if organisation is not None and organisation_in_use(organisation.pk):
+            self.message_user(
+                request,
+                f"{organisation} is named in recorded facts, which keep referring to it by id, "
+                "so it cannot be deleted. Correct its details instead.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:deals_organisation_change", args=[organisation.pk])
+            )
         return _as_user(request, super().delete_view, request, object_id, extra_context)
 
     def changelist_view(
