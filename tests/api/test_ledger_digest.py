@@ -14,6 +14,7 @@ from tracker.eventstore.canonical import GENESIS_HASH
 from tracker.eventstore.digest import digest_hash, heads_root, take_digest
 from tracker.eventstore.models import LedgerDigest
 from tracker.eventstore.store import verify_stream
+from tracker.projections import dispatch
 
 from .conftest import client_for, write_stream
 
@@ -112,3 +113,21 @@ def test_it_is_in_the_openapi_schema():
     assert {"tokenAuth": []} in operation["security"]
     scheme = schema["components"]["securitySchemes"]["tokenAuth"]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+
+
+def test_embedded_a_request_past_the_period_gets_a_new_digest(auditor, settings, monkeypatch):
+    # The embedded mode has no beat: without this the first digest would be the only one.
+    client = auditor
+    write_stream(2)
+    first = client.get(URL).json()
+    again = client.get(URL).json()
+    assert again["sequence"] == first["sequence"]
+    write_stream(3)
+    settings.LEDGER_DIGEST_SECONDS = 0
+    later = client.get(URL).json()
+    assert (later["sequence"], later["events"]) == (first["sequence"] + 1, first["events"] + 3)
+    assert later["prev_digest"] == first["digest"]
+    # With a scheduler (a broker), the beat takes them, not requests.
+    monkeypatch.setattr(dispatch, "_embedded", lambda: False)
+    write_stream(1)
+    assert client.get(URL).json()["sequence"] == later["sequence"]

@@ -24,6 +24,7 @@ from tracker.eventstore.digest import digest_document, latest_digest, take_diges
 from tracker.eventstore.errors import StreamNotFound
 from tracker.eventstore.export import export_lines
 from tracker.eventstore.store import read_all, stream_head, verify_stream
+from tracker.projections.dispatch import digest_if_embedded
 
 from .deal_views import refuse_any_query
 from .permissions import CanAudit, CanRead
@@ -133,7 +134,8 @@ class LedgerDigestView(APIView):
         description=(
             "A commitment to the head hash of every stream at one point of the feed "
             "(`feed_cursor`), chained to the digest before it through `prev_digest`. Digests "
-            "are taken on a schedule; when none has been taken yet, one is taken first. Save "
+            "are taken on a schedule (embedded, with no scheduler, here once the period has "
+            "passed); when none has been taken yet, one is taken first. Save "
             "the document outside this system: `tools/verify_export.py --ledger EXPORT "
             "--digest SAVED` later proves that no event it covers was rewritten, even with "
             "every hash recomputed. The format and the hash are in docs/export-format.md."
@@ -142,8 +144,9 @@ class LedgerDigestView(APIView):
     )
     def get(self, request: Request) -> Response:
         refuse_any_query(request)
-        # GET stays safe to repeat: it adds a digest only to a ledger that has none, which
-        # the scheduled task would do anyway. Two first requests at once may both take one;
+        digest_if_embedded()
+        # GET stays safe to repeat: it adds a digest only to a ledger that has none (or, in the
+        # embedded mode, none within the period), which the scheduled task would do anyway. Two first requests at once may both take one;
         # the chain stays whole (takers queue on a lock) and the latest is returned.
         digest = latest_digest() or take_digest()
         return Response(LedgerDigestSerializer(digest_document(digest)).data)
