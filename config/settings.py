@@ -319,6 +319,7 @@ REST_FRAMEWORK = {
         "user": env.str("API_THROTTLE_USER", default="3000/min"),
     },
     "EXCEPTION_HANDLER": "tracker.api.problems.problem_exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tracker.api.negotiation.FormatNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

@@ -122,6 +122,13 @@ class TestRequestErrors:
         response = editor.get("/api/v1/events/", HTTP_ACCEPT="application/xml")
         problem(response, 406, "not_acceptable")
 
+    def test_a_format_no_renderer_has_is_406_not_404(self, editor):
+        # DRF's 404 would read as "no such resource" for a path that exists.
+        response = editor.get("/api/v1/events/", {"format": "xml"})
+        problem(response, 406, "not_acceptable")
+        assert "this endpoint has: json, api." in response.json()["detail"]
+        assert editor.get("/api/v1/events/", {"format": "json"}).status_code == 200
+
     def test_wrong_method_is_405(self, editor):
         problem(editor.delete("/api/v1/events/"), 405, "method_not_allowed")
 

@@ -146,8 +146,9 @@ class LedgerDigestView(APIView):
         refuse_any_query(request)
         digest_if_embedded()
         # GET stays safe to repeat: it adds a digest only to a ledger that has none (or, in the
-        # embedded mode, none within the period), which the scheduled task would do anyway. Two first requests at once may both take one;
-        # the chain stays whole (takers queue on a lock) and the latest is returned.
+        # embedded mode, none within the period), which the scheduled task would do anyway.
+        # Two first requests at once may both take one; the chain stays whole (takers queue on
+        # a lock) and the latest is returned.
         digest = latest_digest() or take_digest()
         return Response(LedgerDigestSerializer(digest_document(digest)).data)
 
