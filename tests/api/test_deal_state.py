@@ -191,7 +191,6 @@ class TestKnownAt:
         assert response.json()["code"] == "malformed_request"
         assert [e["field"] for e in response.json()["errors"]] == [field]
 
-
     @pytest.mark.parametrize(
         "moment",
         [
