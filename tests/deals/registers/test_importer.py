@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ from django.db import connections
 from django.utils import timezone
 
 from tracker.deals import replay
-from tracker.deals.models import ImportedEvent, RegisterImport
+from tracker.deals.models import ImportedEvent, Organisation, RegisterImport
 from tracker.deals.reducer import deal_json
 from tracker.deals.registers import importer
 from tracker.deals.registers.importer import (
@@ -26,6 +30,7 @@ from tracker.deals.registers.importer import (
     import_register,
 )
 from tracker.deals.registers.names import load_names
+from tracker.deals.registers.sipri import CSV, HEADERS
 from tracker.deals.services import record_event
 from tracker.eventstore.store import read_stream
 
@@ -47,6 +52,16 @@ def names() -> None:
 
 def run(path: Path, **options: Any) -> ImportReport:
     return import_register(path.read_bytes(), actor="analyst", file_name=path.name, **options)
+
+
+# One order without deliveries, of a name with a letter beyond ASCII.
+HURJET = "60889,Turkiye,Qatar,Hürjet,trainer aircraft,Aircraft,2023,No,,,,,New,No,4,,No"
+
+
+def edition(generated: str, *rows: str) -> bytes:
+    """A UTF-8 trade-register CSV of the edition generated on that day."""
+    lines = [f"Information generated: {generated}", "", ",".join(HEADERS[CSV]), *rows]
+    return "\r\n".join(lines).encode()
 
 
 def stream(sipri_id: str) -> list[Any]:
@@ -227,6 +242,37 @@ class TestRefusals:
         assert report.events_appended > 0
         assert RegisterImport.objects.get(id=report.import_id).finished_at is not None
 
+    def test_a_utf8_edition_cut_inside_a_character_renames_nothing(self, names: None) -> None:
+        first = edition("2024-03-11", HURJET)
+        second = edition("2025-03-10", HURJET, HURJET.replace("60889", "60890"))
+        # A truncated download: the file ends after the first byte of the last "ü".
+        cut = second[: second.rindex("ü".encode()) + 1]
+        import_register(first, actor="analyst")
+
+        report = import_register(cut, actor="analyst")
+
+        assert contract("60889")["weapon"]["designation"] == "Hürjet"
+        assert report.events_appended == 0
+        assert [(r.line, r.deal) for r in report.refused] == [(5, "60890")]
+        assert "not UTF-8" in report.refused[0].reason
+
+    def test_an_unclosed_quote_leaves_the_next_line_s_deal_alone(self, names: None) -> None:
+        run(EDITION_1)
+        text = EDITION_2.read_bytes().decode("utf-8-sig")
+        # Line 15 is deal 60123's last row; line 16, deal 60245's first.
+        lines = text.split("\r\n")
+        assert (lines[14][:6], lines[15][:6]) == ("60123,", "60245,")
+        lines[14] = lines[14].replace("Bayraktar TB2", '"Bayraktar TB2')
+        before = len(stream("60245"))
+
+        report = import_register("\r\n".join(lines).encode(), actor="analyst")
+
+        assert [r.line for r in report.refused if r.deal == "60123"] == [13, 14, 15]
+        assert {r.deal for r in report.refused} == {"60123", "60752"}
+        assert "FactRetracted" not in [e.type for e in stream("60245")[before:]]
+        assert len(contract("60245")["by_year"]) == 2
+        assert report.rows == 16
+
     def test_a_file_without_a_header_is_refused_whole(self, names: None) -> None:
         with pytest.raises(ImportRefused):
             import_register(b"just,some\ntext,here\n", actor="analyst")
@@ -243,6 +289,28 @@ class TestRefusals:
             import_register(content.encode(), actor="analyst")
 
 
+class TestNames:
+    def test_organisation_names_match_case_aside_beyond_ascii_on_every_backend(
+        self, names: None
+    ) -> None:
+        tusas = Organisation.objects.create(
+            name="Turkish Aerospace Industries", short_name="TUSAŞ", kind="company", country="TR"
+        )
+        izmir = Organisation.objects.create(name="İzmir Savunma", kind="company", country="TR")
+        content = edition(
+            "2024-03-11",
+            HURJET.replace("Turkiye", "TUSAŞ", 1),
+            HURJET.replace("60889", "60890").replace("Turkiye", "tusaş", 1),
+            HURJET.replace("60889", "60891").replace("Turkiye", "İzmir Savunma", 1),
+        )
+
+        report = import_register(content, actor="analyst")
+
+        assert (report.unresolved, report.refused) == ([], [])
+        suppliers = {i: stream(i)[1].data["supplier"] for i in ("60889", "60890", "60891")}
+        assert suppliers == {"60889": str(tusas.id), "60890": str(tusas.id), "60891": str(izmir.id)}
+
+
 class TestCommand:
     def test_prints_the_report(self, names: None, capsys) -> None:
         call_command("import_register", str(EDITION_1), "--no-progress")
@@ -256,37 +324,121 @@ class TestCommand:
         assert record.finished_at is not None
 
 
-@pytest.mark.postgres
-class TestConcurrentWriters:
-    def test_a_second_import_while_one_runs_is_refused_whole(self, names: None) -> None:
-        started, release = threading.Event(), threading.Event()
-        failures: list[BaseException] = []
+@contextlib.contextmanager
+def importing(path: Path) -> Iterator[None]:
+    """An import of `path` in another thread, on its own connection, paused after its first
+    chunk of deals for the block; it then finishes, and must finish without error."""
+    started, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
 
-        def slow_progress(done: int, total: int) -> None:
-            started.set()
-            release.wait(timeout=30)
+    def slow_progress(done: int, total: int) -> None:
+        started.set()
+        release.wait(timeout=30)
 
-        def first() -> None:
-            try:
-                run(EDITION_1, progress=slow_progress)
-            except BaseException as error:  # reported below, in the test's thread
-                failures.append(error)
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=first)
-        thread.start()
+    def first() -> None:
         try:
-            assert started.wait(timeout=30)
-            with pytest.raises(ImportRefused, match="another import of SIPRI is running"):
-                run(EDITION_1)
+            run(path, progress=slow_progress)
+        except BaseException as error:  # reported below, in the test's thread
+            failures.append(error)
+            started.set()
         finally:
-            release.set()
-            thread.join(timeout=60)
+            connections.close_all()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert started.wait(timeout=30)
         assert failures == []
+        yield
+    finally:
+        release.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert failures == []
+
+
+# Python, run in another process: exit 1 if the lock file is locked, else 0.
+_TRY_LOCK = """
+import fcntl, sys
+with open(sys.argv[1], "a") as file:
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(1)
+"""
+
+
+class TestOneImportAtATime:
+    """On either backend: SQLite has one writer per transaction, and an import commits many."""
+
+    def test_a_second_import_while_one_runs_is_refused_whole(self, names: None) -> None:
+        with (
+            importing(EDITION_1),
+            pytest.raises(ImportRefused, match="another import of SIPRI is running"),
+        ):
+            run(EDITION_1)
+
         assert RegisterImport.objects.count() == 1
         assert [e.type for e in stream("60123")].count("DealOpened") == 1
 
+    def test_a_newer_edition_started_during_an_older_one_never_lands_before_it(
+        self, names: None
+    ) -> None:
+        with (
+            importing(EDITION_1),
+            pytest.raises(ImportRefused, match="another import of SIPRI is running"),
+        ):
+            run(EDITION_2)
+        run(EDITION_2)
+
+        assert contract("60123")["by_year"][2021] == (8, True, False, 12)
+        assert contract("60245")["ordered_on"] == {"date": "2018-01-01", "precision": "year"}
+        editions = RegisterImport.objects.order_by("started_at").values_list("edition", flat=True)
+        assert list(editions) == [date(2024, 3, 11), date(2025, 3, 10)]
+
+    def test_on_sqlite_another_process_cannot_start_an_import_while_one_runs(
+        self, names: None
+    ) -> None:
+        connection = connections["default"]
+        if connection.vendor != "sqlite":
+            pytest.skip("PostgreSQL's advisory lock is the server's, for every process")
+        path = str(importer._lock_file(connection))
+        with importing(EDITION_1):
+            during = subprocess.run([sys.executable, "-c", _TRY_LOCK, path], check=False)
+        after = subprocess.run([sys.executable, "-c", _TRY_LOCK, path], check=False)
+
+        assert (during.returncode, after.returncode) == (1, 0)
+
+    def test_the_sqlite_lock_file_excludes_other_holders_threads_and_processes(
+        self, tmp_path: Path
+    ) -> None:
+        # The mechanism itself, whatever the suite's backend (make test runs on PostgreSQL).
+        class Database:
+            settings_dict = {"NAME": str(tmp_path / "db.sqlite3")}
+
+            def is_in_memory_db(self) -> bool:
+                return False
+
+        database = Database()
+        path = str(importer._lock_file(database))
+        with importer._file_lock(database) as first, importer._file_lock(database) as second:
+            during = subprocess.run([sys.executable, "-c", _TRY_LOCK, path], check=False)
+        after = subprocess.run([sys.executable, "-c", _TRY_LOCK, path], check=False)
+        with importer._file_lock(database) as again:
+            pass
+
+        assert (first, second, during.returncode, after.returncode, again) == (
+            True,
+            False,
+            1,
+            0,
+            True,
+        )
+        assert path == str(tmp_path / "db.sqlite3-import-SIPRI.lock")
+
+
+@pytest.mark.postgres
+class TestConcurrentWriters:
     def test_a_deal_written_to_meanwhile_is_compared_again_not_refused(
         self, names: None, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -285,19 +285,47 @@ class TestFormat:
         assert value == read
         assert type(value) is type(read)
 
-    def test_lines_count_physical_lines_across_blank_lines_and_multiline_cells(self) -> None:
+    def test_lines_count_physical_lines_across_blank_lines(self) -> None:
         content = csv_file(
-            row(Description='"UAV\nwith two lines"'),
-            row(Description='"UAV\nwith two lines"', Delivery_year="2020"),
-            preamble=("Title", "", "Generated 2025-03-10"),
+            row(), row(Delivery_year="2020"), preamble=("Title", "", "Generated 2025-03-10")
         )
         content = content.replace("\n60123", "\n\n \n60123", 1)
 
         register = read_register(content)
 
         assert register.problems == ()
-        assert [r.line for r in register.rows] == [7, 9]
-        assert register.rows[0].description == "UAV\nwith two lines"
+        assert [r.line for r in register.rows] == [7, 8]
+
+    @pytest.mark.parametrize(
+        "changes",
+        [{"Designation": '"Bayraktar TB2'}, {"Local_production": '"No'}],
+        ids=["a middle cell", "the last cell"],
+    )
+    def test_an_unclosed_quote_refuses_its_own_line_and_the_next_line_is_its_own_row(
+        self, changes: dict[str, str]
+    ) -> None:
+        register = read_register(
+            csv_file(row(**changes), row(SIPRI_AT_Database_ID="60124"), row(Delivery_year="2020"))
+        )
+
+        assert register.problems == (
+            RowProblem(
+                line=3,
+                deal_id="60123",
+                reason="A quote opened in the row is not closed on its line (a row is one line).",
+            ),
+        )
+        assert [(r.line, r.deal_id) for r in register.rows] == [(4, "60124"), (5, "60123")]
+        assert len(register.rows) + len(register.problems) == 3
+
+    def test_a_quoted_cell_does_not_span_lines(self) -> None:
+        content = csv_file(row(Description='"UAV\nwith two lines"'), row(Delivery_year="2020"))
+
+        register = read_register(content)
+
+        assert [(p.line, p.deal_id) for p in register.problems] == [(3, "60123"), (4, None)]
+        assert [r.line for r in register.rows] == [5]
+        assert len(register.rows) + len(register.problems) == 3
 
     def test_row_is_identified_by_the_first_cell_of_the_header(self) -> None:
         register = read_register(text_file(row()))
@@ -363,6 +391,44 @@ class TestFormat:
         content = csv_file(row(Designation="Hürjet")).encode("latin-1")
 
         assert read_register(content).rows[0].designation == "Hürjet"
+
+    def test_a_utf8_file_cut_inside_a_character_refuses_the_cut_line_only(self) -> None:
+        content = csv_file(
+            row(Designation="Hürjet"),
+            row(Designation="Hürjet", Delivery_year="2020"),
+            row(SIPRI_AT_Database_ID="60889", Designation="Hürjet"),
+        ).encode()
+        # A truncated download: the last line ends after the first byte of its "ü".
+        cut = content[: content.rindex("ü".encode()) + 1]
+
+        register = read_register(cut)
+
+        assert [r.designation for r in register.rows] == ["Hürjet", "Hürjet"]
+        assert register.problems == (
+            RowProblem(
+                line=5,
+                deal_id="60889",
+                reason="The row holds bytes that are not UTF-8 (0xC3), in a file that is UTF-8 "
+                "elsewhere: a damaged or truncated file?",
+            ),
+        )
+
+    def test_a_stray_single_byte_character_in_a_utf8_file_refuses_its_line_only(self) -> None:
+        good = csv_file(row(Designation="Hürjet"), row(SIPRI_AT_Database_ID="60889"))
+        content = good.encode().replace(b"60889,Turkiye", "60889,Türkiye".encode("cp1252"))
+
+        register = read_register(content)
+
+        assert [(r.deal_id, r.designation) for r in register.rows] == [("60123", "Hürjet")]
+        assert [(p.line, p.deal_id) for p in register.problems] == [(4, "60889")]
+        assert "(0xFC)" in register.problems[0].reason
+
+    def test_a_bad_byte_in_the_preamble_of_a_utf8_file_refuses_the_file(self) -> None:
+        content = csv_file(row(Designation="Hürjet"), preamble=("Türkiye", "Generated 2025-03-10"))
+        damaged = content.encode().replace("Türkiye".encode(), "Türkiye".encode("cp1252"))
+
+        with pytest.raises(RegisterFormatError, match="line 1 holds bytes that are not UTF-8"):
+            read_register(damaged)
 
 
 class TestRowRules:
@@ -533,10 +599,11 @@ class TestRowRules:
         assert [r.line for r in grouped["60200"]] == [3, 5]
 
 
-# Random valid registers: a written row reads back as the same row, in either format.
+# Random valid registers: a written row reads back as the same row, in either format. No cell
+# holds a line break: the register has one row per line.
 _text_cells = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))
-    | st.sampled_from([",", ";", '"', "\n", "\r", " "]),
+    | st.sampled_from([",", ";", '"', " "]),
     max_size=12,
 ).map(str.strip)
 _years = st.integers(1900, 2100)

@@ -22,17 +22,21 @@ a period), so a deal missing from one file is not a deal withdrawn from the regi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models.functions import Lower
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from tracker.eventstore.errors import VersionConflict
@@ -195,25 +199,62 @@ def _import(
 
 @contextlib.contextmanager
 def _one_import_at_a_time() -> Iterator[None]:
-    """Imports of the register one after another, so that editions keep their order.
+    """Imports of the register one after another, so that editions keep their order: while one
+    runs, another is refused. The caller checks the order of editions inside, under the lock.
 
-    A session-level advisory lock on PostgreSQL (the import commits many transactions);
-    SQLite has one writer at a time anyway.
+    An import commits a transaction per chunk of deals, so the lock must outlast transactions,
+    on either backend: SQLite's one writer at a time is one transaction at a time, and two
+    imports' chunks would interleave.
     """
     connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "postgresql":
+    lock = _advisory_lock if connection.vendor == "postgresql" else _file_lock
+    with lock(connection) as locked:
+        if not locked:
+            raise ImportRefused(f"another import of {REGISTER} is running: try again when it ends")
         yield
-        return
+
+
+@contextlib.contextmanager
+def _advisory_lock(connection: BaseDatabaseWrapper) -> Iterator[bool]:
+    """PostgreSQL: a session-level advisory lock, the server's, so every process's."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [_LOCK])
         (locked,) = cursor.fetchone()
-    if not locked:
-        raise ImportRefused(f"another import of {REGISTER} is running: try again when it ends")
     try:
-        yield
+        yield locked
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_LOCK])
+        if locked:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_LOCK])
+
+
+@contextlib.contextmanager
+def _file_lock(connection: BaseDatabaseWrapper) -> Iterator[bool]:
+    """SQLite: an OS lock on a file beside the database, for the threads of a server and for
+    other processes (a management command beside runserver) alike.
+
+    flock, not fcntl's record locks: flock locks of two opens of the file exclude each other
+    even within one process, and the file is never the database's own, whose record locks
+    SQLite holds and any close of another descriptor of it would drop.
+    """
+    with open(_lock_file(connection), "a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            locked = False
+        else:
+            locked = True
+        # Closing the file releases the lock, however the import ends.
+        yield locked
+
+
+def _lock_file(connection: BaseDatabaseWrapper) -> Path:
+    name = str(connection.settings_dict["NAME"])
+    if connection.is_in_memory_db():
+        # An in-memory database lives in one process: so does its lock.
+        key = hashlib.sha256(f"{os.getpid()}:{name}".encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"deal-tracker-{key}-import-{REGISTER}.lock"
+    return Path(f"{name}-import-{REGISTER}.lock")
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -391,7 +432,8 @@ def _note_imported(record: RegisterImport, appended: Iterable[Appended]) -> None
 @dataclass(frozen=True)
 class _Names:
     """Register names to organisation ids: the analysts' mapping, then exact organisation
-    names (or short names), case aside. Nothing else: an unknown name stays unknown."""
+    names (or short names), case aside (`str.casefold`). Nothing else: an unknown name stays
+    unknown."""
 
     mapped: Mapping[str, UUID]
     exact: Mapping[str, UUID]
@@ -402,16 +444,17 @@ class _Names:
             RegisterName.objects.filter(register=REGISTER).values_list("name", "organisation_id")
         )
         exact: dict[str, UUID] = {}
-        for name, short, org in Organisation.objects.values_list(
-            Lower("name"), Lower("short_name"), "id"
-        ):
-            exact.setdefault(name, org)
+        # Case is folded here, not by the database: SQLite's LOWER folds ASCII only, and
+        # PostgreSQL's follows the database's locale, so `TUSAŞ` would match on one backend
+        # and not the other.
+        for name, short, org in Organisation.objects.values_list("name", "short_name", "id"):
+            exact.setdefault(name.casefold(), org)
             if short:
-                exact.setdefault(short, org)
+                exact.setdefault(short.casefold(), org)
         return cls(mapped, exact)
 
     def get(self, name: str) -> UUID | None:
-        return self.mapped.get(name) or self.exact.get(name.lower())
+        return self.mapped.get(name) or self.exact.get(name.casefold())
 
 
 # --- what an edition says about one deal -----------------------------------------------------

@@ -2,7 +2,8 @@
 
 Two formats are read: the current trade-register CSV (header `SIPRI AT Database ID,Supplier,...`)
 and the older "deals and TIVs" text export (header `Deal ID;Seller;Buyer;...`). Both hold one row
-per deal and delivery year, after a preamble that names the query and the edition's date.
+per deal and delivery year, one row per line, after a preamble that names the query and the
+edition's date.
 
 `read_register` returns the rows it accepted and a `RowProblem` for each row it refused, with the
 row's deal id when it could be read: an importer refuses those deals (`Register.refused_deals`)
@@ -13,6 +14,7 @@ Pure: no Django, no event store, no I/O beyond decoding the bytes it is given.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -247,10 +249,12 @@ class _Layout:
 def read_register(content: bytes | str) -> Register:
     """Read one trade-register export, in either format.
 
-    Bytes are decoded as UTF-8 (with or without BOM), else as Windows-1252, else as Latin-1.
-    Raises RegisterFormatError if the file is not text, has no header line, or its header lacks a
-    column or has one it does not know. Rows that break a rule are left out and reported in
-    `problems`; see the module docstring.
+    Bytes are decoded as UTF-8 (with or without BOM); a file with no UTF-8 character at all is
+    decoded as Windows-1252, else as Latin-1. In a UTF-8 file, a line holding a byte that is not
+    UTF-8 is a problem of its own row. Raises RegisterFormatError if the file is not text, has
+    no header line, its header lacks a column or has one it does not know, or its preamble or
+    header holds a byte that is not UTF-8 in a UTF-8 file. Rows that break a rule are left out
+    and reported in `problems`; see the module docstring.
     """
     lines = io.StringIO(_decode(content), newline="")
     raw_preamble: list[str] = []
@@ -264,6 +268,12 @@ def read_register(content: bytes | str) -> Register:
             "No header line: no line begins with 'SIPRI AT Database ID' or 'Deal ID'."
         )
     header_line = len(raw_preamble) + 1
+    for number, line in enumerate([*raw_preamble, raw], start=1):
+        if undecoded := _undecoded(line):
+            raise RegisterFormatError(
+                f"The file is UTF-8, but its line {number} holds bytes that are not UTF-8 "
+                f"({undecoded}): a damaged file?"
+            )
     delimiter = found["delimiter"]
     register_format = CSV if found["name"].lower() == "sipri at database id" else TEXT
     layout = _layout(_cells(raw, delimiter), register_format, delimiter, header_line)
@@ -288,23 +298,46 @@ def deals(rows: Iterable[RegisterRow]) -> dict[str, list[RegisterRow]]:
     return grouped
 
 
+# A byte UTF-8 refuses, as decoded with "surrogateescape": no valid UTF-8 decodes to these.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+# A character a valid UTF-8 multibyte sequence decodes to: neither ASCII nor a refused byte.
+_UTF8_CHARACTER = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
 def _decode(content: bytes | str) -> str:
-    if isinstance(content, str):
-        text = content.removeprefix("\ufeff")
-    else:
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            # Old exports are Windows-1252; the few bytes it leaves undefined are Latin-1's.
-            try:
-                text = content.decode("cp1252")
-            except UnicodeDecodeError:
-                text = content.decode("latin-1")
+    text = content.removeprefix("\ufeff") if isinstance(content, str) else _decoded(content)
     if "\x00" in text:
         raise RegisterFormatError(
             "Not a text export: the file holds NUL characters (a spreadsheet or UTF-16 file?)."
         )
     return text
+
+
+def _decoded(content: bytes) -> str:
+    """The file's text; in a UTF-8 file, each byte that is not UTF-8 kept as a lone surrogate
+    (U+DC80 to U+DCFF), which `_undecoded` finds on its line."""
+    text = content.decode("utf-8-sig", "surrogateescape")
+    if not _UNDECODED.search(text):
+        return text
+    # A file with a BOM or a valid multibyte sequence is UTF-8, and a byte UTF-8 refuses in it
+    # is damage (a download cut inside a character, a stray byte pasted in), not a sign of
+    # another encoding: decoding the whole file again as Windows-1252 would silently change
+    # every name beyond ASCII in it. The damaged line alone is refused, so that it refuses its
+    # own deal only, as any malformed row does.
+    if content.startswith(codecs.BOM_UTF8) or _UTF8_CHARACTER.search(text):
+        return text
+    # No UTF-8 character at all: an old export in Windows-1252, whose few undefined bytes are
+    # Latin-1's.
+    try:
+        return content.decode("cp1252")
+    except UnicodeDecodeError:
+        return content.decode("latin-1")
+
+
+def _undecoded(line: str) -> str | None:
+    """The bytes of the line that are not UTF-8, as `0xC3, 0xFC`; None if there are none."""
+    found = dict.fromkeys(_UNDECODED.findall(line))
+    return ", ".join(f"0x{ord(char) - 0xDC00:02X}" for char in found) or None
 
 
 def _cells(raw: str, delimiter: str) -> list[str]:
@@ -363,19 +396,41 @@ def _layout(cells: list[str], register_format: str, delimiter: str, line: int) -
     )
 
 
+def _line_cells(raw: str, delimiter: str) -> tuple[list[str], bool]:
+    """The cells of one physical line, and whether a quote opened on it is left open.
+
+    The register holds one row per line, so a line is read alone: a quote left open must not
+    carry the row on into the next line, which is another row (often another deal's).
+    """
+    # Ended with exactly one "\n", an open quote shows: the reader keeps that "\n" inside the
+    # open quoted cell when the input ends there, where a closed line ends its row with it.
+    cells = next(csv.reader([raw.rstrip("\r\n") + "\n"], delimiter=delimiter), [])
+    return cells, bool(cells) and cells[-1].endswith("\n")
+
+
+def _unreadable(raw: str, open_quote: bool, cells: int, width: int) -> str | None:
+    """Why the line's cells cannot be read as a row, if they cannot."""
+    if undecoded := _undecoded(raw):
+        return (
+            f"The row holds bytes that are not UTF-8 ({undecoded}), in a file that is UTF-8 "
+            "elsewhere: a damaged or truncated file?"
+        )
+    if open_quote:
+        return "A quote opened in the row is not closed on its line (a row is one line)."
+    if cells != width:
+        return f"The row has {cells} cells where the header has {width}."
+    return None
+
+
 def _read_rows(
     lines: Iterable[str], layout: _Layout, header_line: int
 ) -> tuple[list[RegisterRow], list[RowProblem]]:
-    reader = csv.reader(lines, delimiter=layout.delimiter)
     rows: list[RegisterRow] = []
     problems: list[RowProblem] = []
-    lines_read = 0
     deal_index = layout.columns[0][0]
-    for cells in reader:
-        # A quoted cell may span lines: the row starts on the line after the previous row ended.
-        line = header_line + lines_read + 1
-        lines_read = reader.line_num
-        if not "".join(cells).strip():
+    for line, raw in enumerate(lines, start=header_line + 1):
+        cells, open_quote = _line_cells(raw, layout.delimiter)
+        if not open_quote and not "".join(cells).strip():
             continue
         cells = _trim(cells, layout.delimiter, layout.width)
         deal_id = None
@@ -383,9 +438,9 @@ def _read_rows(
             candidate = cells[deal_index].strip()
             if candidate.isascii() and candidate.isdigit():
                 deal_id = candidate
-        if len(cells) != layout.width:
-            reason = f"The row has {len(cells)} cells where the header has {layout.width}."
-            problems.append(RowProblem(line, deal_id, reason))
+        unreadable = _unreadable(raw, open_quote, len(cells), layout.width)
+        if unreadable:
+            problems.append(RowProblem(line, deal_id, unreadable))
             continue
         values: list[Any] = []
         reasons: list[str] = []
