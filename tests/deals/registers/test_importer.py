@@ -396,19 +396,6 @@ class TestOneImportAtATime:
         editions = RegisterImport.objects.order_by("started_at").values_list("edition", flat=True)
         assert list(editions) == [date(2024, 3, 11), date(2025, 3, 10)]
 
-    def test_on_sqlite_another_process_cannot_start_an_import_while_one_runs(
-        self, names: None
-    ) -> None:
-        connection = connections["default"]
-        if connection.vendor != "sqlite":
-            pytest.skip("PostgreSQL's advisory lock is the server's, for every process")
-        path = str(importer._lock_file(connection))
-        with importing(EDITION_1):
-            during = subprocess.run([sys.executable, "-c", _TRY_LOCK, path], check=False)
-        after = subprocess.run([sys.executable, "-c", _TRY_LOCK, path], check=False)
-
-        assert (during.returncode, after.returncode) == (1, 0)
-
     def test_the_sqlite_lock_file_excludes_other_holders_threads_and_processes(
         self, tmp_path: Path
     ) -> None:
