@@ -152,6 +152,7 @@ class TestUploadPage:
         assert response.context["report"] is None
         (error,) = form_errors(response)["file"]
         assert error.startswith("The file was refused, nothing was imported: ")
+        assert error.endswith("'Deal ID'.")
         assert RegisterImport.objects.count() == 0
 
     def test_an_edition_older_than_one_imported_is_refused(

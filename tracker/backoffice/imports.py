@@ -77,7 +77,8 @@ def upload_view(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
                 edition=form.cleaned_data["edition"],
             )
         except ImportRefused as refused:
-            form.add_error("file", f"The file was refused, nothing was imported: {refused}.")
+            reason = str(refused).rstrip(".")  # some reasons are sentences of their own
+            form.add_error("file", f"The file was refused, nothing was imported: {reason}.")
         else:
             context.update(
                 report=report,
