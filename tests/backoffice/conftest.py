@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import Client
 
 from tracker.deals import services
 from tracker.deals.models import Organisation
@@ -92,6 +93,13 @@ def make_user(
     for name in groups:
         user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user
+
+
+def client_for(user: User) -> Client:
+    """Django's test client, logged in as `user`."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

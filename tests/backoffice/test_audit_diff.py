@@ -16,17 +16,11 @@ from tracker.deals import services
 from tracker.deals.management.commands.seed_demo import deal_id as demo_deal_id
 from tracker.eventstore.store import read_stream, stream_version
 
-from .conftest import BAYKAR, LBA, LEONARDO, SOURCE, make_user
+from .conftest import BAYKAR, LBA, LEONARDO, SOURCE, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
 HOSTILE = "<script>alert('x')</script>"
-
-
-def client_for(user: object) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

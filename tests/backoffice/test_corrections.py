@@ -15,7 +15,7 @@ from django.urls import reverse
 from tracker.deals import services
 from tracker.eventstore.store import read_stream, stream_version
 
-from .conftest import BAYKAR, LEONARDO, SOURCE, YEAR_2025
+from .conftest import BAYKAR, LEONARDO, SOURCE, YEAR_2025, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -34,12 +34,6 @@ THE_CORRECTION = {
 }
 
 
-def client_for(user: object) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def as_shown(page: Any) -> dict[str, str]:
     """Every input of the page's form with the value it shows, as a browser would send it,
     and the version the page holds."""
@@ -51,6 +45,13 @@ def as_shown(page: Any) -> dict[str, str]:
         if not item.children
     }
     return {**values, "expected_version": str(page.context["expected_version"])}
+
+
+def open_correction(user: object, deal: UUID, event_id: UUID) -> tuple[Client, str, dict[str, str]]:
+    """The fact's correction form opened by `user`: the client, the form's URL, its inputs."""
+    client = client_for(user)
+    url = reverse("admin:deal_correct", args=[deal, event_id])
+    return client, url, as_shown(client.get(url))
 
 
 def record(deal: UUID, event_type: str, data: dict[str, Any]) -> None:
@@ -76,10 +77,9 @@ def test_a_correction_refused_as_stale_keeps_the_other_correction_when_saved_aga
     editor: object, contract: tuple[UUID, UUID]
 ) -> None:
     deal, event_id = contract
-    client = client_for(editor)
-    url = reverse("admin:deal_correct", args=[deal, event_id])
+    client, url, shown = open_correction(editor, deal, event_id)
     mine = {
-        **as_shown(client.get(url)),
+        **shown,
         **THE_CORRECTION,
         "data.data.quantity": "24",
         "data.reason": "quantity misread",
@@ -108,9 +108,8 @@ def test_a_fact_retracted_while_its_correction_was_open_is_said_so_and_nothing_s
     editor: object, contract: tuple[UUID, UUID]
 ) -> None:
     deal, event_id = contract
-    client = client_for(editor)
-    url = reverse("admin:deal_correct", args=[deal, event_id])
-    mine = {**as_shown(client.get(url)), **THE_CORRECTION, "data.reason": "quantity misread"}
+    client, url, shown = open_correction(editor, deal, event_id)
+    mine = {**shown, **THE_CORRECTION, "data.reason": "quantity misread"}
     record(deal, "FactRetracted", {"event_id": str(event_id), "reason": "never signed"})
     response = client.post(url, {**mine, "data.data.quantity": "24", "_save": "1"})
     assert response.status_code == 302
@@ -127,9 +126,8 @@ def test_a_correction_needs_its_reason(
     editor: object, contract: tuple[UUID, UUID], reason: str
 ) -> None:
     deal, event_id = contract
-    client = client_for(editor)
-    url = reverse("admin:deal_correct", args=[deal, event_id])
-    mine = {**as_shown(client.get(url)), **THE_CORRECTION, "data.data.quantity": "24"}
+    client, url, shown = open_correction(editor, deal, event_id)
+    mine = {**shown, **THE_CORRECTION, "data.data.quantity": "24"}
     response = client.post(url, {**mine, "data.reason": reason, "_save": "1"})
     assert response.status_code == 200
     reason_field = response.context["form"].extras[1].fields[0]

@@ -17,7 +17,7 @@ from tracker.deals import services
 from tracker.deals.events import parse_data, schema_for
 from tracker.eventstore.store import read_stream, stream_version
 
-from .conftest import BAYKAR, LEONARDO, SOURCE, YEAR_2025
+from .conftest import BAYKAR, LEONARDO, SOURCE, YEAR_2025, client_for
 
 CONTEXT = Context(organisations=[Choice(str(BAYKAR), "Baykar · TR")])
 
@@ -167,12 +167,6 @@ class TestOptionalGroups:
 
 
 # --- through the pages -------------------------------------------------------------------------
-
-
-def client_for(user: object) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def preview_then_save(client: Client, url: str, form: dict[str, str]) -> Any:

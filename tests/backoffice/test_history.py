@@ -14,15 +14,9 @@ from tracker.deals import history, services
 from tracker.deals.models import Organisation
 from tracker.eventstore.store import read_stream
 
-from .conftest import BAYKAR, LBA, SOURCE, YEAR_2025
+from .conftest import BAYKAR, LBA, SOURCE, YEAR_2025, client_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def rename_in_admin(client: Client, org_id: UUID, name: str) -> None:

@@ -7,20 +7,13 @@ from uuid import UUID
 
 import pytest
 from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 
 from tracker.deals.models import Organisation
 
-from .conftest import BAYKAR
+from .conftest import BAYKAR, client_for
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user: object) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def fields(name: str, **extra: str) -> dict[str, str]:

@@ -18,17 +18,11 @@ from tracker.eventstore.models import Event
 from tracker.eventstore.store import read_stream, stream_version
 from tracker.projections.projector import project_deals
 
-from .conftest import BAYKAR, LBA, LEONARDO, SOURCE, YEAR_2025, make_user
+from .conftest import BAYKAR, LBA, LEONARDO, SOURCE, YEAR_2025, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
 HOSTILE = "<script>alert('x')</script>'; DROP TABLE events; --"
-
-
-def client_for(user: object) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def jv_form(shares: list[tuple[UUID, str]], **extra: str) -> dict[str, str]:

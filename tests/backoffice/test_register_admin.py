@@ -16,7 +16,7 @@ from tracker.deals.models import ImportedEvent, Organisation, RegisterImport, Re
 from tracker.deals.registers.importer import deal_id_for, import_register
 from tracker.eventstore.store import read_stream
 
-from .conftest import make_user
+from .conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -36,12 +36,6 @@ GOVERNMENTS = {
     "Qatar": ("Government of Qatar", "QA"),
     "Germany": ("Government of Germany", "DE"),
 }
-
-
-def client_for(user: object) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
