@@ -318,6 +318,17 @@ class TestFormat:
         assert [(r.line, r.deal_id) for r in register.rows] == [(4, "60124"), (5, "60123")]
         assert len(register.rows) + len(register.problems) == 3
 
+    def test_a_cell_past_the_csv_module_s_limit_refuses_its_own_line_only(self) -> None:
+        # csv.Error escaped read_register (a 500 in the admin's upload) and named no deal.
+        content = csv_file(row(Description="x" * 200_000), row(SIPRI_AT_Database_ID="60124"))
+
+        register = read_register(content)
+
+        [problem] = register.problems
+        assert (problem.line, problem.deal_id) == (3, "60123")
+        assert problem.reason.startswith("The row cannot be read as CSV: field larger than")
+        assert [(r.line, r.deal_id) for r in register.rows] == [(4, "60124")]
+
     def test_a_quoted_cell_does_not_span_lines(self) -> None:
         content = csv_file(row(Description='"UAV\nwith two lines"'), row(Delivery_year="2020"))
 

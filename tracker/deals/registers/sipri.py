@@ -396,27 +396,34 @@ def _layout(cells: list[str], register_format: str, delimiter: str, line: int) -
     )
 
 
-def _line_cells(raw: str, delimiter: str) -> tuple[list[str], bool]:
-    """The cells of one physical line, and whether a quote opened on it is left open.
+def _line_cells(raw: str, delimiter: str) -> tuple[list[str], str | None]:
+    """The cells of one physical line, and why they cannot be read as a row, if a quote is
+    left open or a cell is past the csv module's size limit.
 
     The register holds one row per line, so a line is read alone: a quote left open must not
     carry the row on into the next line, which is another row (often another deal's).
     """
-    # Ended with exactly one "\n", an open quote shows: the reader keeps that "\n" inside the
-    # open quoted cell when the input ends there, where a closed line ends its row with it.
-    cells = next(csv.reader([raw.rstrip("\r\n") + "\n"], delimiter=delimiter), [])
-    return cells, bool(cells) and cells[-1].endswith("\n")
+    try:
+        # Ended with exactly one "\n", an open quote shows: the reader keeps that "\n" inside
+        # the open quoted cell when the input ends there, where a closed line ends its row.
+        cells = next(csv.reader([raw.rstrip("\r\n") + "\n"], delimiter=delimiter), [])
+    except csv.Error as error:
+        # Split plainly, so that the deal id in the first cell still names whose row it was.
+        return raw.split(delimiter), f"The row cannot be read as CSV: {error}."
+    if cells and cells[-1].endswith("\n"):
+        return cells, "A quote opened in the row is not closed on its line (a row is one line)."
+    return cells, None
 
 
-def _unreadable(raw: str, open_quote: bool, cells: int, width: int) -> str | None:
+def _unreadable(raw: str, problem: str | None, cells: int, width: int) -> str | None:
     """Why the line's cells cannot be read as a row, if they cannot."""
     if undecoded := _undecoded(raw):
         return (
             f"The row holds bytes that are not UTF-8 ({undecoded}), in a file that is UTF-8 "
             "elsewhere: a damaged or truncated file?"
         )
-    if open_quote:
-        return "A quote opened in the row is not closed on its line (a row is one line)."
+    if problem is not None:
+        return problem
     if cells != width:
         return f"The row has {cells} cells where the header has {width}."
     return None
@@ -429,8 +436,8 @@ def _read_rows(
     problems: list[RowProblem] = []
     deal_index = layout.columns[0][0]
     for line, raw in enumerate(lines, start=header_line + 1):
-        cells, open_quote = _line_cells(raw, layout.delimiter)
-        if not open_quote and not "".join(cells).strip():
+        cells, problem = _line_cells(raw, layout.delimiter)
+        if problem is None and not "".join(cells).strip():
             continue
         cells = _trim(cells, layout.delimiter, layout.width)
         deal_id = None
@@ -438,7 +445,7 @@ def _read_rows(
             candidate = cells[deal_index].strip()
             if candidate.isascii() and candidate.isdigit():
                 deal_id = candidate
-        unreadable = _unreadable(raw, open_quote, len(cells), layout.width)
+        unreadable = _unreadable(raw, problem, len(cells), layout.width)
         if unreadable:
             problems.append(RowProblem(line, deal_id, unreadable))
             continue
