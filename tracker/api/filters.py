@@ -46,7 +46,7 @@ from tracker.projections.models import (
 )
 
 from .problems import FieldProblem, MalformedRequest
-from .serializers import RFC_3339_TIME, UNKNOWN_PARAMETER, QuerySerializer
+from .serializers import RFC_3339_FORMAT, UNKNOWN_PARAMETER, QuerySerializer, rfc_3339_time
 
 COUNTRY = RegexValidator(r"^[A-Z]{2}\Z", "An ISO 3166-1 alpha-2 code: two capitals, such as IT.")
 CURRENCY = RegexValidator(r"^[A-Z]{3}\Z", "An ISO 4217 code: three capitals, such as EUR.")
@@ -127,17 +127,17 @@ def names_a_filter(request: Request, filterset_class: type[filters.FilterSet]) -
 
 
 class _Rfc3339TimeField(IsoDateTimeField):
-    """django-filter's ISO 8601 field, taking the RFC 3339 form only (serializers.RFC_3339_TIME)."""
+    """django-filter's ISO 8601 field, taking the RFC 3339 form only, as the serializers do."""
 
     def to_python(self, value: Any) -> datetime | None:
-        if value not in self.empty_values and not (
-            isinstance(value, str) and RFC_3339_TIME.fullmatch(value)
-        ):
+        if value in self.empty_values:
+            return None
+        moment = rfc_3339_time(value)
+        if moment is None:
             raise forms.ValidationError(
-                "Enter an RFC 3339 time: YYYY-MM-DDThh:mm:ss[.ffffff]Z (or an offset ±hh:mm).",
-                code="invalid",
+                f"Enter an RFC 3339 time: {RFC_3339_FORMAT}.", code="invalid"
             )
-        return super().to_python(value.upper() if isinstance(value, str) else value)
+        return super().to_python(moment)
 
 
 class Rfc3339TimeFilter(filters.IsoDateTimeFilter):

@@ -64,10 +64,19 @@ class WholeNumberField(serializers.IntegerField):
 # which also reads `20250601`, week dates (`2025-W23-1`), `+0100` and, through Django's
 # patterns, any script's digits: a typo there would replay another day without a word.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-RFC_3339_TIME = re.compile(
+_RFC_3339_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?",
     re.ASCII,
 )
+RFC_3339_FORMAT = "YYYY-MM-DDThh:mm:ss[.ffffff]Z (or an offset ±hh:mm)"
+
+
+def rfc_3339_time(value: Any) -> str | None:
+    """`value` as Python's parser reads an RFC 3339 time (RFC 3339 allows `t` and `z`, which
+    it does not); None if `value` is not one."""
+    if not isinstance(value, str) or not _RFC_3339_TIME.fullmatch(value):
+        return None
+    return value.upper()
 
 
 class IsoDateField(serializers.DateField):
@@ -83,10 +92,10 @@ class Rfc3339TimeField(serializers.DateTimeField):
     """A DateTimeField that takes an RFC 3339 time (a date alone is not a moment)."""
 
     def to_internal_value(self, value: Any) -> Any:
-        if not isinstance(value, str) or not RFC_3339_TIME.fullmatch(value):
-            self.fail("invalid", format="YYYY-MM-DDThh:mm:ss[.ffffff]Z (or an offset ±hh:mm)")
-        # RFC 3339 allows `t` and `z`, which Python's parser does not.
-        return super().to_internal_value(value.upper())
+        moment = rfc_3339_time(value)
+        if moment is None:
+            self.fail("invalid", format=RFC_3339_FORMAT)
+        return super().to_internal_value(moment)
 
 
 _bound_fields = threading.local()

@@ -24,7 +24,7 @@ from tracker.eventstore.digest import digest_document, latest_digest, take_diges
 from tracker.eventstore.errors import StreamNotFound
 from tracker.eventstore.export import export_lines
 from tracker.eventstore.store import read_all, stream_head, verify_stream
-from tracker.projections.dispatch import digest_if_embedded
+from tracker.projections.dispatch import embedded_digest
 
 from .deal_views import refuse_any_query
 from .permissions import CanAudit, CanRead
@@ -144,12 +144,11 @@ class LedgerDigestView(APIView):
     )
     def get(self, request: Request) -> Response:
         refuse_any_query(request)
-        digest_if_embedded()
         # GET stays safe to repeat: it adds a digest only to a ledger that has none (or, in the
         # embedded mode, none within the period), which the scheduled task would do anyway.
         # Two first requests at once may both take one; the chain stays whole (takers queue on
         # a lock) and the latest is returned.
-        digest = latest_digest() or take_digest()
+        digest = embedded_digest() or latest_digest() or take_digest()
         return Response(LedgerDigestSerializer(digest_document(digest)).data)
 
 

@@ -30,6 +30,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from tracker.eventstore.digest import latest_digest, take_digest
+from tracker.eventstore.models import LedgerDigest
 
 from . import pending, projector
 
@@ -107,18 +108,20 @@ def heal_if_embedded(deal_id: UUID | None = None) -> None:
         _project_in_process(behind)
 
 
-def digest_if_embedded() -> None:
-    """Embedded mode: take the ledger digest the beat would have taken by now.
+def embedded_digest() -> LedgerDigest | None:
+    """Embedded mode: the latest ledger digest, taken afresh when the beat would have taken
+    one by now; None with a broker, whose beat takes them.
 
-    There is no beat there, so without this an auditor of the demo would be handed the first
-    digest for ever, committing to none of the events recorded since.
+    There is no beat in the embedded mode, so without this an auditor of the demo would be
+    handed the first digest for ever, committing to none of the events recorded since.
     """
     if not _embedded():
-        return
+        return None
     latest = latest_digest()
     period = timedelta(seconds=settings.LEDGER_DIGEST_SECONDS)
     if latest is None or timezone.now() - latest.taken_at >= period:
-        take_digest()
+        return take_digest()
+    return latest
 
 
 def _project_in_process(deal_ids: list[UUID]) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ from tracker.deals.registers.names import load_names
 from tracker.deals.registers.sipri import CSV, HEADERS
 from tracker.deals.services import record_event
 from tracker.eventstore.store import read_stream
+
+from ...threads import paused_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -324,37 +325,10 @@ class TestCommand:
         assert record.finished_at is not None
 
 
-@contextlib.contextmanager
-def importing(path: Path) -> Iterator[None]:
+def importing(path: Path) -> AbstractContextManager[None]:
     """An import of `path` in another thread, on its own connection, paused after its first
     chunk of deals for the block; it then finishes, and must finish without error."""
-    started, release = threading.Event(), threading.Event()
-    failures: list[BaseException] = []
-
-    def slow_progress(done: int, total: int) -> None:
-        started.set()
-        release.wait(timeout=30)
-
-    def first() -> None:
-        try:
-            run(path, progress=slow_progress)
-        except BaseException as error:  # reported below, in the test's thread
-            failures.append(error)
-            started.set()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    try:
-        assert started.wait(timeout=30)
-        assert failures == []
-        yield
-    finally:
-        release.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert failures == []
+    return paused_in_thread(lambda pause: run(path, progress=lambda done, total: pause()))
 
 
 # Python, run in another process: exit 1 if the lock file is locked, else 0.

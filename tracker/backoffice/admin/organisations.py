@@ -39,9 +39,17 @@ class OrganisationAdmin(SeenByDealViewers):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can_record(request.user) or super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or not organisation_in_use(obj.pk))
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """Django's list of what a deletion takes, with each organisation a recorded fact
+        names among the protected objects, as a foreign key's PROTECT would list it: the
+        admin then refuses the deletion (the bulk action; the delete view says why first).
+        Checked here, only when deleting, not in `has_delete_permission`, which every change
+        page asks and which would read every event to show its Delete link."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        named = [f"{org}: named in recorded facts" for org in objs if organisation_in_use(org.pk)]
+        return deleted, counts, perms_needed, [*protected, *named]
 
     # Every view that writes organisations runs inside `edited_by`, so the history triggers
     # record the admin user as the one who made the change (the change form, deletion, and the
