@@ -54,6 +54,7 @@ bench: install
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.projection
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.api
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.api_cpu
+	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.web_processes
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.batch
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.import
 	SERVICES_MODE=--durable scripts/with-services.sh $(BIN)/python -m bench.feed_stream

@@ -137,45 +137,44 @@ def _prepare() -> tuple[str, list[str]]:
 
     from bench.append import RAW_TABLE_SQL
     from bench.common import database_url
-    from tracker.deals.management.commands.seed_demo import org_id, seed
-    from tracker.deals.services import open_deal
+    from tracker.deals.management.commands.seed_demo import seed
     from tracker.projections.models import DealState
     from tracker.projections.projector import deals_behind, project_deal
 
     seed()
     with psycopg.connect(database_url(), autocommit=True) as raw:
         raw.execute(RAW_TABLE_SQL)  # the floors' table, empty
-    parties = [{"organisation": str(org_id(slug)), "role": "partner"} for slug in ("bae", "tusas")]
-    occurred = {"date": "2025-01-01", "precision": "year"}
-    source = {"title": "bench", "publisher": "unknown"}
     if DealState.objects.count() < EXTRA_DEALS:
         for n in range(EXTRA_DEALS):
-            open_deal(
-                title=f"Bench deal {n}",
-                kind="other",
-                summary="",
-                parties=parties,
-                occurred=occurred,
-                source=source,
-                actor="bench",
-            )
-    writers = []
-    for _ in range(CLIENTS):
-        appended = open_deal(
-            title="Bench writer",
-            kind="other",
-            summary="",
-            parties=parties,
-            occurred=occurred,
-            source=source,
-            actor="bench",
-        )
-        writers.append(str(appended.stream_id))
+            _open_deal(f"Bench deal {n}")
+    writers = open_writers()
     for deal_id in deals_behind(limit=100_000):
         project_deal(deal_id)
     out = _Capture()
     call_command("create_api_user", "bench-editor", role="editor", stdout=out, stderr=_Capture())
     return out.text.strip(), writers
+
+
+def open_writers() -> list[str]:
+    """A deal for each client to POST notes to (at version 1, unprojected)."""
+    return [_open_deal("Bench writer") for _ in range(CLIENTS)]
+
+
+def _open_deal(title: str) -> str:
+    from tracker.deals.management.commands.seed_demo import org_id
+    from tracker.deals.services import open_deal
+
+    parties = [{"organisation": str(org_id(slug)), "role": "partner"} for slug in ("bae", "tusas")]
+    opened = open_deal(
+        title=title,
+        kind="other",
+        summary="",
+        parties=parties,
+        occurred={"date": "2025-01-01", "precision": "year"},
+        source={"title": "bench", "publisher": "unknown"},
+        actor="bench",
+    )
+    return str(opened.stream_id)
 
 
 class _Capture:

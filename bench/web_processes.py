@@ -1,0 +1,149 @@
+"""The API under several gunicorn set-ups on one machine: how many sync workers, and how often
+each process wakes the feed's followers.
+
+bench/api.py measures with 3 sync workers and the settings' defaults. This measures what those
+choices do, with bench/api.py's own requests (`get_deal`, `post_deal_event` and the bare view,
+8 client threads, one connection per request), on one gunicorn per set-up in SETUPS:
+
+- `workers_1`, `workers_2`, `workers_3`, `workers_5`: that many sync workers (5 is gunicorn's
+  rule of thumb for 2 cores, 2 x cores + 1; 2 is docker/entrypoint.sh's WEB_CONCURRENCY);
+- `workers_3_notify_100ms`: 3 workers, each process sending the feed's wake-up
+  (`pg_notify`) at most every 100 ms instead of every 10 (EVENT_NOTIFY_INTERVAL_SECONDS).
+
+All the gunicorns run for the whole run, idle but for the one measured; each POSTs to 8 deals
+of its own, so that no set-up meets streams that another's POSTs have grown. Each of ROUNDS rounds
+measures every set-up in turn (each round starting one set-up further down the list), each
+request for SECONDS followed by the bare view on the same gunicorn, so that drift hits them
+alike. A figure per set-up and request, `<setup>_<request>`:
+the median rate over the rounds, the median of the per-round ratios to the bare view, and
+`cpu_ms_per_request`, the whole machine's CPU (every process, from /proc/stat) over the requests
+served, median over the rounds, for the request and for its bare view.
+
+Run: `SERVICES_MODE=--durable scripts/with-services.sh .venv/bin/python -m bench.web_processes`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+from bench import api
+from bench.common import emit, figure, latency_ms, log, machine, median, setup_django
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+SETUPS: dict[str, tuple[int, dict[str, str]]] = {
+    "workers_1": (1, {}),
+    "workers_2": (2, {}),
+    "workers_3": (3, {}),
+    "workers_5": (5, {}),
+    "workers_3_notify_100ms": (3, {"EVENT_NOTIFY_INTERVAL_SECONDS": "0.1"}),
+}
+REQUESTS = ("get_deal", "post_deal_event")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    # As in bench/api.py: rates are measured here, not the throttle or the access log.
+    os.environ["API_THROTTLE_USER"] = os.environ["API_THROTTLE_ANON"] = "100000000/min"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.pop("DATABASE_REPLICA_URL", "")
+    setup_django()
+    token, _ = api._prepare()
+    # Each set-up's POSTs go to deals of its own, so that none meets streams the others grew.
+    requests = {setup: api.endpoints(api.open_writers()) for setup in SETUPS}
+    servers = {name: _start(workers, env) for name, (workers, env) in SETUPS.items()}
+    try:
+        for setup, (port, _) in servers.items():
+            api._run(port, token, requests[setup]["get_deal"], api.WARMUP_SECONDS)
+            api._run(port, None, api.bare_view, api.WARMUP_SECONDS)
+        rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+            f"{setup}_{request}": [] for setup in SETUPS for request in REQUESTS
+        }
+        order = list(servers)
+        for number in range(ROUNDS):
+            # Each round starts one set-up later: the POSTs lengthen the writers' streams as
+            # the run goes on, and no set-up is always the one that meets them longest.
+            for setup in order[number % len(order) :] + order[: number % len(order)]:
+                port = servers[setup][0]
+                for request in REQUESTS:
+                    ours = _measured(port, token, requests[setup][request])
+                    theirs = _measured(port, None, api.bare_view)
+                    rounds[f"{setup}_{request}"].append((ours, theirs))
+                    log(
+                        f"round {number + 1}/{ROUNDS} {setup} {request}: "
+                        f"{ours['rate']:.0f} req/s ({ours['cpu_ms']:.2f} ms CPU), bare view "
+                        f"{theirs['rate']:.0f} req/s ({theirs['cpu_ms']:.2f} ms CPU)"
+                    )
+        emit("web_processes", _figures(rounds))
+    finally:
+        for _, server in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _start(workers: int, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
+    """A gunicorn of `workers` sync workers with `env` added to its environment."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    api.WORKERS = workers
+    try:
+        port = api._free_port()
+        return port, api._start_server(port)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _measured(
+    port: int, token: str | None, request: api.Request, seconds: float = SECONDS
+) -> dict[str, Any]:
+    """bench/api.py's run, with the machine's CPU per request over it."""
+    busy_before = _busy_seconds()
+    run = api._run(port, token, request, seconds)
+    served = run["rate"] * seconds
+    return {**run, "cpu_ms": (_busy_seconds() - busy_before) / served * 1000}
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent on anything but idling and waiting for I/O."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS
+
+
+def _figures(rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> list[dict]:
+    figures = []
+    for name, measured in rounds.items():
+        setup = next(setup for setup in SETUPS if name.startswith(f"{setup}_"))
+        workers, env = SETUPS[setup]
+        latencies = [latency_ms(ours["latencies"]) for ours, _ in measured]
+        figures.append(
+            figure(
+                name,
+                clients=api.CLIENTS,
+                events_per_s=median(ours["rate"] for ours, _ in measured),
+                p50_ms=median(item["p50_ms"] for item in latencies),
+                p99_ms=median(item["p99_ms"] for item in latencies),
+                baseline_events_per_s=median(theirs["rate"] for _, theirs in measured),
+                ratio=median(ours["rate"] / theirs["rate"] for ours, theirs in measured),
+                unit="requests",
+                baseline="plain Django view, fixed JSON body, same gunicorn",
+                rounds_ratio=[round(ours["rate"] / theirs["rate"], 3) for ours, theirs in measured],
+                cpu_ms_per_request=round(median(ours["cpu_ms"] for ours, _ in measured), 3),
+                baseline_cpu_ms_per_request=round(
+                    median(theirs["cpu_ms"] for _, theirs in measured), 3
+                ),
+                workers=workers,
+                settings=env,
+                seconds=SECONDS,
+                rounds=ROUNDS,
+                machine=machine(),
+            )
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    main()
