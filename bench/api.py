@@ -375,8 +375,13 @@ def _measure_replica(port: int, replica_port: int, token: str) -> list[dict[str,
 
 
 def _figures(
-    rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]], baseline: str
+    rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]],
+    baseline: str,
+    *,
+    workers: int | None = None,
+    seconds: float = SECONDS,
 ) -> list[dict[str, Any]]:
+    """A figure per request from its rounds, each a (request's run, baseline's run) pair."""
     figures = []
     for name, measured in rounds.items():
         ours_latency = [latency_ms(ours["latencies"]) for ours, _ in measured]
@@ -394,8 +399,8 @@ def _figures(
                 baseline_p50_ms=median(item["p50_ms"] for item in base_latency),
                 baseline_p99_ms=median(item["p99_ms"] for item in base_latency),
                 baseline=baseline,
-                workers=WORKERS,
-                seconds=SECONDS,
+                workers=WORKERS if workers is None else workers,
+                seconds=seconds,
                 rounds=ROUNDS,
                 machine=machine(),
             )

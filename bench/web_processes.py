@@ -29,7 +29,7 @@ import subprocess
 from typing import Any
 
 from bench import api
-from bench.common import emit, figure, latency_ms, log, machine, median, setup_django
+from bench.common import emit, log, median, setup_django
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
@@ -118,30 +118,21 @@ def _figures(rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> 
     for name, measured in rounds.items():
         setup = next(setup for setup in SETUPS if name.startswith(f"{setup}_"))
         workers, env = SETUPS[setup]
-        latencies = [latency_ms(ours["latencies"]) for ours, _ in measured]
-        figures.append(
-            figure(
-                name,
-                clients=api.CLIENTS,
-                events_per_s=median(ours["rate"] for ours, _ in measured),
-                p50_ms=median(item["p50_ms"] for item in latencies),
-                p99_ms=median(item["p99_ms"] for item in latencies),
-                baseline_events_per_s=median(theirs["rate"] for _, theirs in measured),
-                ratio=median(ours["rate"] / theirs["rate"] for ours, theirs in measured),
-                unit="requests",
-                baseline="plain Django view, fixed JSON body, same gunicorn",
-                rounds_ratio=[round(ours["rate"] / theirs["rate"], 3) for ours, theirs in measured],
-                cpu_ms_per_request=round(median(ours["cpu_ms"] for ours, _ in measured), 3),
-                baseline_cpu_ms_per_request=round(
-                    median(theirs["cpu_ms"] for _, theirs in measured), 3
-                ),
-                workers=workers,
-                settings=env,
-                seconds=SECONDS,
-                rounds=ROUNDS,
-                machine=machine(),
-            )
+        (found,) = api._figures(
+            {name: measured},
+            "plain Django view, fixed JSON body, same gunicorn",
+            workers=workers,
+            seconds=SECONDS,
         )
+        found.update(
+            rounds_ratio=[round(ours["rate"] / theirs["rate"], 3) for ours, theirs in measured],
+            cpu_ms_per_request=round(median(ours["cpu_ms"] for ours, _ in measured), 3),
+            baseline_cpu_ms_per_request=round(
+                median(theirs["cpu_ms"] for _, theirs in measured), 3
+            ),
+            settings=env,
+        )
+        figures.append(found)
     return figures
 
 
