@@ -6,9 +6,11 @@ For trials, not for the README's figures: a change worth keeping is measured aga
 setting (`EVENT_NOTIFY_INTERVAL_SECONDS=1`) or a variable that a temporary patch of the working
 tree reads; bench/README.md says which patch each trial used.
 
-Each of AB_ROUNDS rounds runs A then B, or B then A on odd rounds, for AB_SECONDS each, with
-bench/api.py's 8 clients (one connection per request) and WORKERS sync workers per gunicorn;
-the idle one of the two costs nothing measurable. Per round: each side's rate and the whole
+Each of AB_ROUNDS rounds runs A then B (B then A in the 2nd, 4th, ... round) for AB_SECONDS
+each, with bench/api.py's 8 clients (one connection per request) and WORKERS sync workers per
+gunicorn; the idle one of the two costs nothing measurable. Both POST to the same 8 deals, so
+each side's processes find the streams moved on by the other's round at its first appends, as
+often for A as for B. Per round: each side's rate and the whole
 machine's CPU per request (every process, from /proc/stat). The figure: each side's median
 rate, the median of the per-round rate ratios B/A and of the per-round CPU ratios B/A. JSON on
 stdout and in bench/results/ab.json (not committed: a trial, not a figure the README quotes).

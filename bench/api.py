@@ -380,6 +380,7 @@ def _figures(
     *,
     workers: int | None = None,
     seconds: float = SECONDS,
+    rounds_run: int = ROUNDS,
 ) -> list[dict[str, Any]]:
     """A figure per request from its rounds, each a (request's run, baseline's run) pair."""
     figures = []
@@ -401,7 +402,7 @@ def _figures(
                 baseline=baseline,
                 workers=WORKERS if workers is None else workers,
                 seconds=seconds,
-                rounds=ROUNDS,
+                rounds=rounds_run,
                 machine=machine(),
             )
         )

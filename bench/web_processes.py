@@ -17,7 +17,8 @@ request for SECONDS followed by the bare view on the same gunicorn, so that drif
 alike. A figure per set-up and request, `<setup>_<request>`:
 the median rate over the rounds, the median of the per-round ratios to the bare view, and
 `cpu_ms_per_request`, the whole machine's CPU (every process, from /proc/stat) over the requests
-served, median over the rounds, for the request and for its bare view.
+served, median over the rounds, for the request and for its bare view (busy time only: not
+idle, I/O wait or the hypervisor's steal), and the 1-minute load average after each round.
 
 Run: `SERVICES_MODE=--durable scripts/with-services.sh .venv/bin/python -m bench.web_processes`.
 """
@@ -63,8 +64,8 @@ def main() -> None:
         }
         order = list(servers)
         for number in range(ROUNDS):
-            # Each round starts one set-up later: the POSTs lengthen the writers' streams as
-            # the run goes on, and no set-up is always the one that meets them longest.
+            # Each round starts one set-up later, so that no set-up always meets the host's
+            # drift at the same point of a round.
             for setup in order[number % len(order) :] + order[: number % len(order)]:
                 port = servers[setup][0]
                 for request in REQUESTS:
@@ -102,15 +103,21 @@ def _measured(
     """bench/api.py's run, with the machine's CPU per request over it."""
     busy_before = _busy_seconds()
     run = api._run(port, token, request, seconds)
-    served = run["rate"] * seconds
-    return {**run, "cpu_ms": (_busy_seconds() - busy_before) / served * 1000}
+    cpu = _busy_seconds() - busy_before
+    return {
+        **run,
+        "cpu_ms": cpu / len(run["latencies"]) * 1000,
+        "load_average": round(os.getloadavg()[0], 2),
+    }
 
 
 def _busy_seconds() -> float:
-    """CPU seconds the whole machine has spent on anything but idling and waiting for I/O."""
+    """CPU seconds this machine's cores have spent working: user, nice, system, irq and
+    softirq. Not idle or I/O wait, and not steal (time the hypervisor gave to other machines);
+    guest time is already inside user and nice."""
     with open("/proc/stat", encoding="ascii") as stat:
         ticks = [int(value) for value in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS
+    return sum(ticks[index] for index in (0, 1, 2, 5, 6)) / _TICKS
 
 
 def _figures(rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> list[dict]:
@@ -123,6 +130,7 @@ def _figures(rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> 
             "plain Django view, fixed JSON body, same gunicorn",
             workers=workers,
             seconds=SECONDS,
+            rounds_run=ROUNDS,
         )
         found.update(
             rounds_ratio=[round(ours["rate"] / theirs["rate"], 3) for ours, theirs in measured],
@@ -131,6 +139,7 @@ def _figures(rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> 
                 median(theirs["cpu_ms"] for _, theirs in measured), 3
             ),
             settings=env,
+            load_average=[ours["load_average"] for ours, _ in measured],
         )
         figures.append(found)
     return figures
