@@ -10,10 +10,11 @@ Each of AB_ROUNDS rounds runs A then B (B then A in the 2nd, 4th, ... round) for
 each, with bench/api.py's 8 clients (one connection per request) and WORKERS sync workers per
 gunicorn; the idle one of the two costs nothing measurable. Both POST to the same 8 deals, so
 each side's processes find the streams moved on by the other's round at its first appends, as
-often for A as for B. Per round: each side's rate and the whole
-machine's CPU per request (every process, from /proc/stat). The figure: each side's median
-rate, the median of the per-round rate ratios B/A and of the per-round CPU ratios B/A. JSON on
-stdout and in bench/results/ab.json (not committed: a trial, not a figure the README quotes).
+often for A as for B. Per round: each side's rate and the machine's busy CPU per request
+(every process, from /proc/stat, as bench/web_processes.py counts it). The figure: each side's
+median rate, the median of the per-round rate ratios B/A and of the per-round CPU ratios B/A.
+JSON on stdout and in bench/results/ab.json (not committed: a trial, not a figure the README
+quotes).
 
 Run: `AB_B_ENV="EVENT_NOTIFY_INTERVAL_SECONDS=1" SERVICES_MODE=--durable
 scripts/with-services.sh .venv/bin/python -m bench.ab` (AB_REQUEST: a name of
@@ -27,29 +28,27 @@ from typing import Any
 
 from bench import api
 from bench.common import emit, figure, log, machine, median, setup_django
-from bench.web_processes import _measured, _start
+from bench.web_processes import measured, start
 
 ROUNDS = int(os.environ.get("AB_ROUNDS", "6"))
 SECONDS = float(os.environ.get("AB_SECONDS", "4"))
 
 
 def main() -> None:
-    os.environ["API_THROTTLE_USER"] = os.environ["API_THROTTLE_ANON"] = "100000000/min"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.pop("DATABASE_REPLICA_URL", "")
+    api.unthrottled()
     b_env = dict(item.split("=", 1) for item in os.environ.get("AB_B_ENV", "").split())
     name = os.environ.get("AB_REQUEST", "post_deal_event")
     setup_django()
     token, deals = api._prepare()
     request = api.endpoints(deals)[name]
-    servers = {"a": _start(api.WORKERS, {}), "b": _start(api.WORKERS, b_env)}
+    servers = {"a": start(api.WORKERS, {}), "b": start(api.WORKERS, b_env)}
     try:
         for port, _ in servers.values():
             api._run(port, token, request, api.WARMUP_SECONDS)
         runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": []}
         for number in range(ROUNDS):
             for side in "ab" if number % 2 == 0 else "ba":
-                runs[side].append(_measured(servers[side][0], token, request, SECONDS))
+                runs[side].append(measured(servers[side][0], token, request, SECONDS))
             a, b = runs["a"][-1], runs["b"][-1]
             log(
                 f"round {number + 1}/{ROUNDS}: A {a['rate']:.0f} req/s ({a['cpu_ms']:.2f} ms "

@@ -50,7 +50,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +68,17 @@ Request = Callable[[int], tuple[str, str, bytes | None]]
 """(method, path, body) for the given client number."""
 
 
-def main() -> None:
+def unthrottled() -> str:
+    """Set this process's environment, which the servers it starts inherit, for measuring rates:
+    no rate limit, no access log, and no replica; returns the replica's URL it took out."""
     # Rates are what is measured here, not the throttle; the access log would be timed too.
     os.environ["API_THROTTLE_USER"] = os.environ["API_THROTTLE_ANON"] = "100000000/min"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    replica_url = os.environ.pop("DATABASE_REPLICA_URL", "")
+    return os.environ.pop("DATABASE_REPLICA_URL", "")
+
+
+def main() -> None:
+    replica_url = unthrottled()
     setup_django()
     token, deals = _prepare()
     port = _free_port()
@@ -194,9 +200,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_server(port: int, replica_url: str = "") -> subprocess.Popen:
-    """gunicorn on `port`, reading from the replica at `replica_url` if one is given."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+def _start_server(
+    port: int,
+    replica_url: str = "",
+    *,
+    workers: int = WORKERS,
+    environment: Mapping[str, str] | None = None,
+) -> subprocess.Popen:
+    """gunicorn of `workers` sync workers on `port`, reading from the replica at `replica_url` if
+    one is given, with `environment` added to this process's."""
+    env = {**os.environ, **(environment or {}), "DJANGO_SETTINGS_MODULE": "bench.settings"}
     if replica_url:
         env["DATABASE_REPLICA_URL"] = replica_url
     gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -207,7 +220,7 @@ def _start_server(port: int, replica_url: str = "") -> subprocess.Popen:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            str(WORKERS),
+            str(workers),
             "--log-level",
             "warning",
         ],

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from bench import api
 from bench.common import emit, log, machine, setup_django
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
@@ -115,12 +116,9 @@ def measure(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> None:
-    os.environ["API_THROTTLE_USER"] = os.environ["API_THROTTLE_ANON"] = "100000000/min"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.pop("DATABASE_REPLICA_URL", None)
+    api.unthrottled()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     setup_django()
-    from bench import api
 
     token, writers = api._prepare()
     port = api._free_port()

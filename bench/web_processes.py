@@ -46,15 +46,12 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
-    # As in bench/api.py: rates are measured here, not the throttle or the access log.
-    os.environ["API_THROTTLE_USER"] = os.environ["API_THROTTLE_ANON"] = "100000000/min"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.pop("DATABASE_REPLICA_URL", "")
+    api.unthrottled()
     setup_django()
     token, _ = api._prepare()
     # Each set-up's POSTs go to deals of its own, so that none meets streams the others grew.
     requests = {setup: api.endpoints(api.open_writers()) for setup in SETUPS}
-    servers = {name: _start(workers, env) for name, (workers, env) in SETUPS.items()}
+    servers = {name: start(workers, env) for name, (workers, env) in SETUPS.items()}
     try:
         for setup, (port, _) in servers.items():
             api._run(port, token, requests[setup]["get_deal"], api.WARMUP_SECONDS)
@@ -69,8 +66,8 @@ def main() -> None:
             for setup in order[number % len(order) :] + order[: number % len(order)]:
                 port = servers[setup][0]
                 for request in REQUESTS:
-                    ours = _measured(port, token, requests[setup][request])
-                    theirs = _measured(port, None, api.bare_view)
+                    ours = measured(port, token, requests[setup][request])
+                    theirs = measured(port, None, api.bare_view)
                     rounds[f"{setup}_{request}"].append((ours, theirs))
                     log(
                         f"round {number + 1}/{ROUNDS} {setup} {request}: "
@@ -84,20 +81,13 @@ def main() -> None:
             server.wait(timeout=30)
 
 
-def _start(workers: int, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
-    """A gunicorn of `workers` sync workers with `env` added to its environment."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    api.WORKERS = workers
-    try:
-        port = api._free_port()
-        return port, api._start_server(port)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def start(workers: int, environment: dict[str, str]) -> tuple[int, subprocess.Popen]:
+    """A gunicorn of `workers` sync workers with `environment` added, on a free port."""
+    port = api._free_port()
+    return port, api._start_server(port, workers=workers, environment=environment)
 
 
-def _measured(
+def measured(
     port: int, token: str | None, request: api.Request, seconds: float = SECONDS
 ) -> dict[str, Any]:
     """bench/api.py's run, with the machine's CPU per request over it."""
